@@ -1,0 +1,90 @@
+"""The five normalisation layers of the course, for (B, C, H, W) feature maps.
+
+* ``bn``  BatchNorm: statistics per channel over (B, H, W); running averages at eval.
+* ``in``  InstanceNorm: per sample and channel over (H, W).
+* ``ln``  LayerNorm: per sample over (C, H, W).
+* ``gn``  GroupNorm: per sample and group of C/G channels over (C/G, H, W).
+* ``bin`` Batch-Instance Norm (Nam & Kim, 2018): rho * x_BN + (1 - rho) * x_IN with a learnt
+  per-channel gate rho in [0, 1], then one shared affine transform.
+
+IN, LN and GN are the same computation with G = C, 1 and G groups; it is written out here rather
+than calling ``F.group_norm`` so the statistics are visible.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORMS = ("bn", "in", "bin", "ln", "gn")
+
+
+def group_standardise(x: torch.Tensor, groups: int, eps: float) -> torch.Tensor:
+    """(x - mean) / sqrt(var + eps) with statistics per sample and group of channels."""
+    b, c, h, w = x.shape
+    xg = x.reshape(b, groups, (c // groups) * h * w)  # (B, G, C/G*H*W)
+    mean = xg.mean(dim=-1, keepdim=True)
+    var = xg.var(dim=-1, unbiased=False, keepdim=True)
+    return ((xg - mean) * torch.rsqrt(var + eps)).reshape(b, c, h, w)
+
+
+class GroupNorm2d(nn.Module):
+    """GroupNorm with a per-channel affine; ``groups=1`` is LayerNorm, ``groups=C`` InstanceNorm."""
+
+    def __init__(self, channels: int, groups: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        if channels % groups:
+            raise ValueError(f"groups={groups} must divide channels={channels}")
+        self.groups, self.eps = groups, eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_hat = group_standardise(x, self.groups, self.eps)
+        return x_hat * self.weight[:, None, None] + self.bias[:, None, None]
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.numel()}, groups={self.groups}"
+
+
+class BatchInstanceNorm2d(nn.Module):
+    """Batch-Instance Normalisation: y = (rho * x_BN + (1 - rho) * x_IN) * gamma + beta.
+
+    ``rho`` (one per channel, initialised to 1 = pure BN) is kept in [0, 1]: clamped in the
+    forward pass and clipped in place after each optimiser step by :meth:`clip_gate_`.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.rho = nn.Parameter(torch.ones(channels))
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_bn = F.batch_norm(x, self.running_mean, self.running_var, None, None, self.training, self.momentum, self.eps)
+        x_in = group_standardise(x, x.shape[1], self.eps)
+        rho = self.rho.clamp(0, 1)[:, None, None]
+        return (rho * x_bn + (1 - rho) * x_in) * self.weight[:, None, None] + self.bias[:, None, None]
+
+    @torch.no_grad()
+    def clip_gate_(self) -> None:
+        self.rho.clamp_(0, 1)
+
+
+def make_norm(kind: str, channels: int, groups: int = 8) -> nn.Module:
+    """Build the normalisation layer ``kind`` (one of :data:`NORMS`) for ``channels`` channels."""
+    if kind == "bn":
+        return nn.BatchNorm2d(channels)
+    if kind == "in":
+        return GroupNorm2d(channels, channels)
+    if kind == "ln":
+        return GroupNorm2d(channels, 1)
+    if kind == "gn":
+        return GroupNorm2d(channels, groups)
+    if kind == "bin":
+        return BatchInstanceNorm2d(channels)
+    raise ValueError(f"unknown norm {kind!r}; expected one of {', '.join(NORMS)}")

@@ -1,0 +1,76 @@
+"""Figures: training curves, confusion matrices and sample grids (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from genpipe.io import atomic_path  # noqa: E402
+
+# Fixed metadata keeps PNG bytes reproducible across runs.
+_PNG_META = {"Software": None}
+
+
+def save_figure(fig: plt.Figure, dest: str | Path) -> None:
+    """Save ``fig`` as PNG atomically and close it."""
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight", metadata=_PNG_META)
+    plt.close(fig)
+
+
+def plot_curves(curves: pd.DataFrame, title: str) -> plt.Figure:
+    """Loss and accuracy per epoch, train vs validation."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for split, style in (("train", "-o"), ("val", "--s")):
+        ax_loss.plot(curves["epoch"], curves[f"{split}_loss"], style, label=split)
+        ax_acc.plot(curves["epoch"], 100 * curves[f"{split}_accuracy"], style, label=split)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(cm: np.ndarray, classes: list[str], title: str) -> plt.Figure:
+    """Row-normalised confusion matrix (true label rows) with counts in each cell."""
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color="white" if norm[i, j] > 0.5 else "black")
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, classes, rotation=45, ha="right")
+    ax.set_yticks(ticks, classes)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of true class")
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_grid(images: np.ndarray, classes: list[str], title: str) -> plt.Figure:
+    """Grid of uint8 images (classes, k, H, W), one row per class labelled with its name."""
+    n_cls, k = images.shape[:2]
+    fig, axes = plt.subplots(n_cls, k, figsize=(0.8 * k + 1.2, 0.8 * n_cls), squeeze=False)
+    for i in range(n_cls):
+        for j in range(k):
+            ax = axes[i, j]
+            ax.imshow(images[i, j], cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(classes[i], rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return fig

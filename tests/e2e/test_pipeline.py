@@ -1,0 +1,128 @@
+"""End to end: the real workflow, copied into a temporary git + DVC project with tiny params.
+
+Runs Snakemake and DVC for real on real (cached or package-mirror) MNIST and Fashion-MNIST.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pytest
+import yaml
+
+from genpipe.dagcheck import dvc_steps
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+TINY = {"depth_n": 1, "width": 8, "norm": "bn", "gn_groups": 4, "epochs": 1, "batch_size": 64, "lr": 0.05, "momentum": 0.9,
+        "weight_decay": 0.0005, "val_size": 200, "train_limit": 300, "eval_limit": 200, "seed": 0}
+
+
+def sh(cmd: str, cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"`{cmd}` failed ({proc.returncode}):\n{out[-4000:]}"
+    return out
+
+
+def set_param(project: Path, dotted: str, value) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    node = params
+    *parents, last = dotted.split(".")
+    for p in parents:
+        node = node[p]
+    node[last] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def out_mtimes(project: Path) -> dict[str, dict[str, int]]:
+    return {s.instance: {o: (project / o).stat().st_mtime_ns for o in s.outs if (project / o).exists()} for s in dvc_steps(project)}
+
+
+def changed(before, after) -> set[str]:
+    return {stage for stage in after if after[stage] != before.get(stage)}
+
+
+def dvc_ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, root) -> Path:
+    d = tmp_path_factory.mktemp("genpipe")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".snakemake")
+    for sub in ("workflow", "scripts", "src"):
+        shutil.copytree(root / sub, d / sub, ignore=ignore)
+    for f in ("dvc.yaml", ".gitignore"):
+        shutil.copy(root / f, d / f)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["train_classifier"] = {"mnist": dict(TINY), "fashion_mnist": dict(TINY)}
+    params["figures"]["samples_per_class"] = 2
+    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("git init -q && dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", d)
+    sh("snakemake --cores 2", d)
+    return d
+
+
+def test_snakemake_builds_real_results(project):
+    for ds in ("mnist", "fashion_mnist"):
+        m = json.loads((project / f"results/train_classifier/{ds}/metrics.json").read_text())
+        assert (m["train"]["n"], m["val"]["n"], m["test"]["n"]) == (300, 200, 200)
+        for split in ("train", "val", "test"):
+            assert 0.2 < m[split]["accuracy"] <= 1.0, (ds, split, m[split])  # well above chance (0.1)
+            assert m[split]["accuracy"] == m[split]["f1_micro"]
+            assert 0.0 < m[split]["f1_macro"] <= 1.0
+        curves = (project / f"results/train_classifier/{ds}/curves.tsv").read_text().splitlines()
+        assert curves[0].split("\t") == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"] and len(curves) == 2
+        for fig in ("curves", "confusion", "samples"):
+            img = mpimg.imread(project / f"results/figures/{ds}/{fig}.png")
+            assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.05, (ds, fig, img.shape)
+    report = (project / "results/report/report.md").read_text()
+    acc = json.loads((project / "results/train_classifier/mnist/metrics.json").read_text())["test"]["accuracy"]
+    assert f"| mnist | ResNet-8 (bn, width 8) | {100 * acc:.2f} % |" in report
+    assert "../figures/fashion_mnist/confusion.png" in report
+
+
+def test_dvc_agrees_after_snakemake(project):
+    assert json.loads(sh("dvc status --json", project).strip() or "{}") == {}
+    assert dvc_ran(sh("dvc repro", project)) == set()
+    assert "Nothing to be done" in sh("snakemake -n", project)
+
+
+def test_param_change_reruns_only_its_stage_and_descendants_under_snakemake(project):
+    before = out_mtimes(project)
+    set_param(project, "train_classifier.fashion_mnist.epochs", 2)
+    sh("snakemake --cores 2", project)
+    assert changed(before, out_mtimes(project)) == {"train_classifier@fashion_mnist", "figures@fashion_mnist", "report"}
+    assert json.loads(sh("dvc status --json", project).strip() or "{}") == {}
+
+
+def test_param_change_reruns_only_its_stage_and_descendants_under_dvc(project):
+    set_param(project, "train_classifier.mnist.seed", 1)
+    assert dvc_ran(sh("dvc repro", project)) == {"train_classifier@mnist", "figures@mnist", "report"}
+    assert dvc_ran(sh("dvc repro", project)) == set()
+
+
+def test_snakemake_trusts_outputs_after_dvc_checkout(project):
+    # dvc checkout after deleting outputs: every restored file gets a fresh, arbitrary mtime.
+    for s in dvc_steps(project):
+        for o in s.outs:
+            if not o.endswith(("metrics.json", "curves.tsv", "report.md")):  # git-tracked, not in the DVC cache
+                (project / o).unlink()
+    sh("dvc checkout --quiet", project)
+    dry = sh("snakemake -n", project)
+    assert "Nothing to be done" in dry, dry[-3000:]
+    # ...but a genuinely changed param is still rerun.
+    set_param(project, "figures.samples_per_class", 3)
+    dry = sh("snakemake -n", project)
+    assert re.search(r"rule figures:", dry) and "rule train_classifier:" not in dry
+    set_param(project, "figures.samples_per_class", 2)
+    assert "Nothing to be done" in sh("snakemake -n", project)

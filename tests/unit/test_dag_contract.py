@@ -1,0 +1,70 @@
+"""Snakemake and DVC describe the same DAG: names, commands, deps, outs and params."""
+
+import ast
+
+import pytest
+
+from genpipe.dagcheck import Step, compare, dvc_steps, snakemake_steps
+
+
+@pytest.fixture(scope="module")
+def steps():
+    return dvc_steps(), snakemake_steps()
+
+
+def test_workflow_and_dvc_yaml_agree(steps):
+    dvc, smk = steps
+    assert compare(dvc, smk) == []
+    assert {s.instance for s in dvc} == {s.instance for s in smk}
+    assert {s.name for s in dvc} == {"download", "train_classifier", "figures", "report"}
+
+
+def test_each_step_has_one_script_of_its_name(steps, root):
+    for s in steps[0]:
+        assert s.cmd.startswith(f"python scripts/{s.name}.py"), s.cmd
+        assert f"scripts/{s.name}.py" in s.deps
+        assert (root / "scripts" / f"{s.name}.py").is_file()
+
+
+# Validation only: a schema or validator edit does not change any result, so it reruns nothing.
+NOT_DEPS = {"src/genpipe/params.py", "src/genpipe/__init__.py", "src/genpipe/models/__init__.py"}
+
+
+def _imported_modules(path, root, seen=None):
+    """Library files a script uses, following genpipe imports transitively."""
+    seen = set() if seen is None else seen
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "genpipe":
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.split(".")[0] == "genpipe"]
+        for name in names:
+            f = root / "src" / (name.replace(".", "/") + ".py")
+            rel = str(f.relative_to(root))
+            if f.is_file() and rel not in seen:
+                seen.add(rel)
+                _imported_modules(f, root, seen)
+    return seen
+
+
+def test_every_library_module_a_script_imports_is_a_dep(steps, root):
+    """A stage lists the library modules its script uses, so a code edit reruns it (and only it)."""
+    for s in steps[0]:
+        used = _imported_modules(root / "scripts" / f"{s.name}.py", root) - NOT_DEPS
+        code_deps = {d for d in s.deps if d.startswith("src/")}
+        assert code_deps == used, f"{s.instance}: missing {sorted(used - code_deps)}, unused {sorted(code_deps - used)}"
+
+
+def test_drift_is_reported(steps):
+    dvc, smk = steps
+    s = next(x for x in smk if x.instance == "train_classifier@mnist")
+    drifted = [x for x in smk if x is not s] + [
+        Step(s.name, s.instance, s.cmd + " --epochs 9", s.deps - {"src/genpipe/train.py"}, s.outs, ("epochs: 1\n",))
+    ]
+    problems = "\n".join(compare(dvc, drifted))
+    assert "train_classifier@mnist: commands differ" in problems
+    assert "deps only in dvc.yaml ['src/genpipe/train.py']" in problems
+    assert "train_classifier@mnist: params differ" in problems
+    renamed = [x for x in smk if x is not s] + [Step("fit", s.instance, s.cmd, s.deps, s.outs, s.params)]
+    assert "names differ" in "\n".join(compare(dvc, renamed))
