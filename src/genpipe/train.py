@@ -107,7 +107,7 @@ def train_classifier(
             loss_sum += loss.item() * len(idx)
             correct += (logits.argmax(1) == yb).sum().item()
             if step % 20 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{sched.get_last_lr()[0]:.3g}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{sched.get_last_lr()[0]:.3g}", refresh=False)
         val_loss, val_m = evaluate(model, *val, num_classes)
         row = {
             "epoch": epoch,

@@ -21,12 +21,14 @@ from genpipe.dagcheck import dvc_steps
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
-TINY = {"depth_n": 1, "width": 8, "norm": "bn", "gn_groups": 4, "epochs": 1, "batch_size": 64, "lr": 0.05, "momentum": 0.9,
-        "weight_decay": 0.0005, "val_size": 200, "train_limit": 300, "eval_limit": 200, "seed": 0}
+GIT_IDENTITY = {f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER") for what, value in (("NAME", "genpipe e2e"), ("EMAIL", "e2e@genpipe.invalid"))}
+# A few thousand images seen: seconds per stage, yet clearly above chance.
+TINY = {"depth_n": 1, "width": 8, "norm": "bn", "gn_groups": 4, "epochs": 3, "batch_size": 32, "lr": 0.1, "momentum": 0.9,
+        "weight_decay": 0.0005, "val_size": 200, "train_limit": 2000, "eval_limit": 200, "seed": 0}
 
 
 def sh(cmd: str, cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONDONTWRITEBYTECODE": "1", **GIT_IDENTITY}
     proc = subprocess.run(cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"`{cmd}` failed ({proc.returncode}):\n{out[-4000:]}"
@@ -61,27 +63,28 @@ def project(tmp_path_factory, root) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".snakemake")
     for sub in ("workflow", "scripts", "src"):
         shutil.copytree(root / sub, d / sub, ignore=ignore)
-    for f in ("dvc.yaml", ".gitignore"):
+    for f in ("dvc.yaml", ".gitignore", "environment.yml"):
         shutil.copy(root / f, d / f)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train_classifier"] = {"mnist": dict(TINY), "fashion_mnist": dict(TINY)}
     params["figures"]["samples_per_class"] = 2
     (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh("git init -q && dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", d)
+    sh("git init -q -b main && dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", d)
     sh("snakemake --cores 2", d)
+    sh("git add -A && git commit -qm results", d)
     return d
 
 
 def test_snakemake_builds_real_results(project):
     for ds in ("mnist", "fashion_mnist"):
         m = json.loads((project / f"results/train_classifier/{ds}/metrics.json").read_text())
-        assert (m["train"]["n"], m["val"]["n"], m["test"]["n"]) == (300, 200, 200)
+        assert (m["train"]["n"], m["val"]["n"], m["test"]["n"]) == (2000, 200, 200)
         for split in ("train", "val", "test"):
-            assert 0.2 < m[split]["accuracy"] <= 1.0, (ds, split, m[split])  # well above chance (0.1)
+            assert 0.3 < m[split]["accuracy"] <= 1.0, (ds, split, m[split])  # chance is 0.1
             assert m[split]["accuracy"] == m[split]["f1_micro"]
             assert 0.0 < m[split]["f1_macro"] <= 1.0
         curves = (project / f"results/train_classifier/{ds}/curves.tsv").read_text().splitlines()
-        assert curves[0].split("\t") == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"] and len(curves) == 2
+        assert curves[0].split("\t") == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"] and len(curves) == 4
         for fig in ("curves", "confusion", "samples"):
             img = mpimg.imread(project / f"results/figures/{ds}/{fig}.png")
             assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.05, (ds, fig, img.shape)
@@ -99,16 +102,29 @@ def test_dvc_agrees_after_snakemake(project):
 
 def test_param_change_reruns_only_its_stage_and_descendants_under_snakemake(project):
     before = out_mtimes(project)
-    set_param(project, "train_classifier.fashion_mnist.epochs", 2)
+    set_param(project, "train_classifier.fashion_mnist.epochs", 4)
     sh("snakemake --cores 2", project)
     assert changed(before, out_mtimes(project)) == {"train_classifier@fashion_mnist", "figures@fashion_mnist", "report"}
     assert json.loads(sh("dvc status --json", project).strip() or "{}") == {}
 
 
 def test_param_change_reruns_only_its_stage_and_descendants_under_dvc(project):
+    sh("git checkout -q -b other-seed", project)
     set_param(project, "train_classifier.mnist.seed", 1)
     assert dvc_ran(sh("dvc repro", project)) == {"train_classifier@mnist", "figures@mnist", "report"}
     assert dvc_ran(sh("dvc repro", project)) == set()
+    # the branch's metrics and curves compare with main's
+    diff = json.loads(sh("dvc metrics diff main --json", project))
+    mnist = diff["results/train_classifier/mnist/metrics.json"]
+    assert mnist["test.accuracy"]["old"] != mnist["test.accuracy"]["new"] or mnist["train.loss"]["old"] != mnist["train.loss"]["new"]
+    assert all(k.startswith("results/train_classifier/") for k in diff)
+    plots = json.loads(sh("dvc plots diff main --json", project))["data"]
+    for name in ("loss", "accuracy"):
+        values = plots[name][0]["content"]["data"]["values"]
+        mnist = [v for v in values if v["filename::field"].startswith("mnist/")]
+        assert {v["rev"] for v in mnist} == {"main", "workspace"}  # both curves, one per revision
+        old = [v["train_loss"] for v in mnist if v["rev"] == "main"]
+        assert old != [v["train_loss"] for v in mnist if v["rev"] == "workspace"]
 
 
 def test_snakemake_trusts_outputs_after_dvc_checkout(project):

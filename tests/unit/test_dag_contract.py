@@ -68,3 +68,28 @@ def test_drift_is_reported(steps):
     assert "train_classifier@mnist: params differ" in problems
     renamed = [x for x in smk if x is not s] + [Step("fit", s.instance, s.cmd, s.deps, s.outs, s.params)]
     assert "names differ" in "\n".join(compare(dvc, renamed))
+
+
+def _snakemake(*args, cwd):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    return subprocess.run(["snakemake", *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_snakemake_lint_is_clean(root):
+    proc = _snakemake("--lint", cwd=root)
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_snakemake_rejects_bad_params_before_any_job(root, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train_classifier:\n  mnist:\n    epochs: 0\n    epoch: 3\n")
+    proc = _snakemake("-n", "--configfile", str(bad), cwd=root)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "train_classifier.mnist.epochs: 0 is less than the minimum of 1" in out
+    assert "train_classifier.mnist.epoch: unknown key" in out
+    assert "Building DAG" not in out

@@ -15,8 +15,8 @@ try:
 except ParamsError as exc:
     raise WorkflowError(str(exc))
 
-# After `dvc checkout` / `dvc pull`, make DVC-verified outputs newer than their inputs.
-dvcsync.restore_mtimes(".")
+# Catch up with `dvc repro` / `dvc checkout` / `dvc pull` (fresh mtimes, params Snakemake has not seen).
+dvcsync.sync_snakemake(".")
 
 DATASET_NAMES = list(DATASETS)
 
