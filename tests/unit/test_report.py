@@ -1,0 +1,31 @@
+import re
+
+import pytest
+
+from genpipe.report import END, START, classifier_table, update_readme
+
+
+def _block(text):
+    return re.search(re.escape(START) + ".*?" + re.escape(END), text, re.S).group(0)
+
+
+def test_readme_results_table_is_the_reports(root):
+    """The README's table is copied from results/report/report.md (make readme), not typed."""
+    assert _block((root / "README.md").read_text()) == _block((root / "results/report/report.md").read_text())
+
+
+def test_update_readme_replaces_only_the_block(tmp_path):
+    readme, report = tmp_path / "README.md", tmp_path / "report.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\noutro\n")
+    report.write_text(f"# r\n{START}\n| new |\n{END}\n")
+    update_readme(readme, report)
+    assert readme.read_text() == f"intro\n{START}\n| new |\n{END}\noutro\n"
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="results markers"):
+        update_readme(readme, report)
+
+
+def test_classifier_table_formats_percentages():
+    split = {"accuracy": 0.99, "f1_micro": 0.99, "f1_macro": 0.985, "n": 10000}
+    table = classifier_table({"mnist": {"test": split, "val": split, "train": split}}, {"mnist": {"depth_n": 3, "norm": "gn", "width": 16}})
+    assert "| mnist | ResNet-20 (gn, width 16) | 99.00 % | 99.00 % | 98.50 % | 99.00 % | 99.00 % | 10000 |" in table
