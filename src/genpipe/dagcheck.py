@@ -24,11 +24,11 @@ class Step:
     cmd: str
     deps: frozenset[str]
     outs: frozenset[str]
-    params: tuple[str, ...]  # params values, canonical YAML, sorted
+    params: str  # {dotted key: value} as canonical YAML
 
 
-def _canon(values: list[Any]) -> tuple[str, ...]:
-    return tuple(sorted(yaml.safe_dump(v, sort_keys=True) for v in values))
+def _canon(values: dict[str, Any]) -> str:
+    return yaml.safe_dump(values, sort_keys=True)
 
 
 def _lookup(doc: dict[str, Any], dotted: str) -> Any:
@@ -57,7 +57,7 @@ def dvc_steps(root: str | Path = ".") -> list[Step]:
                     cmd=" ".join(s.cmd.split()),
                     deps=frozenset(files),
                     outs=frozenset(str(o.def_path) for o in s.outs),
-                    params=_canon([_lookup(params, k) for k in keys]),
+                    params=_canon({k: _lookup(params, k) for k in keys}),
                 )
             )
     return steps
@@ -84,7 +84,10 @@ def snakemake_steps(root: str | Path = ".") -> list[Step]:
         for job in workflow.dag.jobs:
             if not job.shellcmd:  # target rules such as `all`
                 continue
-            wc = "-".join(str(v) for k, v in job.wildcards.items() if k == "dataset" or len(job.wildcards) == 1)
+            keyed = {}
+            for _, values in job.params.items():  # stage_params(...) functions give {dotted key: value}
+                keyed.update(values)
+            wc = "-".join(str(v) for _, v in job.wildcards.items())
             steps.append(
                 Step(
                     name=job.rule.name,
@@ -92,16 +95,24 @@ def snakemake_steps(root: str | Path = ".") -> list[Step]:
                     cmd=" ".join(_LOG_SUFFIX.sub("", job.shellcmd).split()),
                     deps=frozenset(map(str, job.input)),
                     outs=frozenset(map(str, job.output)),
-                    params=_canon([v for _, v in job.params.items()]),
+                    params=_canon(keyed),
                 )
             )
     return steps
+
+
+def _as_dvc_deps(smk_deps: frozenset[str], dvc_deps: frozenset[str], produced: set[str]) -> frozenset[str]:
+    """Snakemake lists every file; DVC may depend on a directory of another stage's outputs
+    (e.g. every run of a matrix). Files under such a directory count as that directory."""
+    dirs = [d for d in dvc_deps if any(p.startswith(d + "/") for p in produced)]
+    return frozenset(next((d for d in dirs if f.startswith(d + "/")), f) for f in smk_deps)
 
 
 def compare(dvc: list[Step], smk: list[Step]) -> list[str]:
     """Human-readable differences between the two DAGs (empty when they agree)."""
     problems = []
     by_outs = {s.outs: s for s in smk}
+    produced = {o for d in dvc for o in d.outs}
     for d in dvc:
         s = by_outs.pop(d.outs, None)
         if s is None:
@@ -111,8 +122,9 @@ def compare(dvc: list[Step], smk: list[Step]) -> list[str]:
             problems.append(f"DVC stage {d.instance} is Snakemake rule {s.name!r}: names differ")
         if s.cmd != d.cmd:
             problems.append(f"{d.instance}: commands differ\n  dvc:       {d.cmd}\n  snakemake: {s.cmd}")
-        if s.deps != d.deps:
-            problems.append(f"{d.instance}: deps only in dvc.yaml {sorted(d.deps - s.deps)}, only in Snakemake {sorted(s.deps - d.deps)}")
+        smk_deps = _as_dvc_deps(s.deps, d.deps, produced)
+        if smk_deps != d.deps:
+            problems.append(f"{d.instance}: deps only in dvc.yaml {sorted(d.deps - smk_deps)}, only in Snakemake {sorted(smk_deps - d.deps)}")
         if s.params != d.params:
             problems.append(f"{d.instance}: params differ\n  dvc:       {d.params}\n  snakemake: {s.params}")
     problems += [f"Snakemake job {s.instance} has no DVC stage (outputs {sorted(s.outs)})" for s in by_outs.values()]

@@ -38,10 +38,18 @@ def _dotted(parts: list[Any] | tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in parts) or "<top level>"
 
 
-def _describe(error: jsonschema.ValidationError, prefix: tuple[str, ...]) -> str:
+def _known_keys(node: dict[str, Any], root: dict[str, Any]) -> set[str]:
+    """Property names ``node`` allows, following a local ``$ref`` (as unevaluatedProperties does)."""
+    keys = set(node.get("properties", {}))
+    if "$ref" in node:
+        keys |= _known_keys(root["$defs"][node["$ref"].rsplit("/", 1)[-1]], root)
+    return keys
+
+
+def _describe(error: jsonschema.ValidationError, prefix: tuple[str, ...], root: dict[str, Any]) -> str:
     path = prefix + tuple(str(p) for p in error.absolute_path)
-    if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        allowed = sorted(_known_keys(error.schema, root))
         extra = sorted(set(error.instance) - set(allowed))
         return "; ".join(f"{_dotted(path + (k,))}: unknown key (allowed: {', '.join(allowed)})" for k in extra)
     if error.validator == "required":
@@ -53,9 +61,7 @@ def _describe(error: jsonschema.ValidationError, prefix: tuple[str, ...]) -> str
 def _subschema(schema: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     node = schema
     for key in keys:
-        node = node.get("properties", {}).get(key) or node.get("additionalProperties") or {}
-        if "$ref" in node:  # only local refs to top-level $defs are used in our schema
-            node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        node = node.get("properties", {}).get(key) or {}
     return node
 
 
@@ -68,11 +74,10 @@ def validate(doc: Any, schema: dict[str, Any], section: str | None = None, sourc
             raise ParamsError(f"{source}: {_dotted(keys[: i + 1])}: required key is missing")
         node = node[key]
     validator_cls = jsonschema.validators.validator_for(schema)
-    sub = _subschema(schema, keys) if keys else schema
-    validator = validator_cls(sub) if keys else validator_cls(schema)
-    errors = sorted(validator.iter_errors(node), key=lambda e: [str(p) for p in e.absolute_path])
+    sub = {**_subschema(schema, keys), "$defs": schema.get("$defs", {})} if keys else schema
+    errors = sorted(validator_cls(sub).iter_errors(node), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        lines = "\n".join(f"  {_describe(e, keys)}" for e in errors)
+        lines = "\n".join(f"  {_describe(e, keys, schema)}" for e in errors)
         raise ParamsError(f"{source}: invalid parameters:\n{lines}")
 
 

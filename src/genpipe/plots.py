@@ -75,3 +75,27 @@ def plot_class_grid(images: np.ndarray, classes: list[str], title: str) -> plt.F
     fig.suptitle(title, y=1 - 0.12 / height)
     fig.subplots_adjust(wspace=0.05, hspace=0.05, top=1 - 0.4 / height)
     return fig
+
+
+def plot_gradcam(panels: list, n_classes: int, title: str) -> plt.Figure:
+    """Rows = classes; columns = a correctly and a wrongly classified image with its heatmap.
+
+    ``panels`` holds, row by row, ``(image uint8 (H, W), cam (H, W) in [0, 1], true, predicted)``
+    or ``None`` where a class has no such image.
+    """
+    fig, axes = plt.subplots(n_classes, 2, figsize=(4.6, 1.35 * n_classes), squeeze=False)
+    for k, (ax, panel) in enumerate(zip(axes.flat, panels)):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k < 2:
+            ax.set_title("correct" if k == 0 else "misclassified", fontsize=9)
+        if panel is None:
+            ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+            continue
+        img, cam, true, pred = panel
+        ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+        ax.imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        ax.set_xlabel(f"true {true} / pred {pred}", fontsize=7, color="black" if true == pred else "tab:red")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

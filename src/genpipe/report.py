@@ -49,6 +49,24 @@ def build_report(results: Path, datasets: list[str]) -> str:
         END,
         "",
     ]
+    study = results / "aggregate_norm_study"
+    best = read_json(results / "gradcam" / "metrics.json")
+    parts += [
+        "## Normalisation study (Fashion-MNIST, ResNet-8)",
+        "",
+        (study / "summary.md").read_text().strip(),
+        "",
+        "![test accuracy per norm](../aggregate_norm_study/accuracy.png) ![validation curves](../aggregate_norm_study/val_curves.png)",
+        "",
+        "![small-batch regime](../aggregate_norm_study/small_batch.png) ![BIN gates](../aggregate_norm_study/bin_gates.png)",
+        "",
+        f"Grad-CAM of the best run `{best['model']}` (validation {_pct(best['val_accuracy'])}, test {_pct(best['test_accuracy'])}):",
+        "",
+        "![Grad-CAM](../gradcam/gradcam.png)",
+        "",
+        "## Classifier figures",
+        "",
+    ]
     for ds in datasets:
         parts += [
             f"### {ds}",

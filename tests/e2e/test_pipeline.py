@@ -68,6 +68,12 @@ def project(tmp_path_factory, root) -> Path:
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train_classifier"] = {"mnist": dict(TINY), "fashion_mnist": dict(TINY)}
     params["figures"]["samples_per_class"] = 2
+    params["norm_study"] = {
+        "norms": ["bn", "bin"],
+        "seeds": [0],
+        "training": {k: v for k, v in TINY.items() if k not in ("norm", "seed")} | {"train_limit": 1000, "epochs": 1},
+        "small_batch": {"norms": ["bn", "gn"], "batch_sizes": [8, 32], "train_limit": 256, "epochs": 1, "lr_at_64": 0.1, "seed": 0},
+    }
     (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git init -q -b main && dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", d)
     sh("snakemake --cores 2", d)
@@ -88,7 +94,18 @@ def test_snakemake_builds_real_results(project):
         for fig in ("curves", "confusion", "samples"):
             img = mpimg.imread(project / f"results/figures/{ds}/{fig}.png")
             assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.05, (ds, fig, img.shape)
+    study = json.loads((project / "results/aggregate_norm_study/metrics.json").read_text())
+    assert set(study["norm_study"]) == {"bn", "bin"} and set(study["small_batch"]) == {"bn-8", "bn-32", "gn-8", "gn-32"}
+    assert 0.0 <= study["bin_gate_mean"] <= 1.0
+    assert study["norm_study"]["bn"]["test"]["accuracy_std"] == 0.0  # one seed
+    best = json.loads((project / "results/gradcam/metrics.json").read_text())
+    assert best["model"] in {"bn-0", "bin-0"}
+    for fig in ("aggregate_norm_study/accuracy.png", "aggregate_norm_study/val_curves.png", "aggregate_norm_study/small_batch.png",
+                "aggregate_norm_study/bin_gates.png", "gradcam/gradcam.png"):
+        img = mpimg.imread(project / "results" / fig)
+        assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.05, fig
     report = (project / "results/report/report.md").read_text()
+    assert "**Winner:**" in report and "Batch-Instance" in report and f"`{best['model']}`" in report
     acc = json.loads((project / "results/train_classifier/mnist/metrics.json").read_text())["test"]["accuracy"]
     assert f"| mnist | ResNet-8 (bn, width 8) | {100 * acc:.2f} % |" in report
     assert "../figures/fashion_mnist/confusion.png" in report
@@ -126,6 +143,16 @@ def test_param_change_reruns_only_its_stage_and_descendants_under_dvc(project):
         assert {v["rev"] for v in mnist} == {"main", "workspace"}  # both curves, one per revision
         old = [v["train_loss"] for v in mnist if v["rev"] == "main"]
         assert old != [v["train_loss"] for v in mnist if v["rev"] == "workspace"]
+
+
+def test_adding_a_seed_runs_only_the_new_instances_and_what_reads_them(project):
+    before = out_mtimes(project)
+    set_param(project, "norm_study.seeds", [0, 1])
+    sh("snakemake --cores 2", project)
+    assert changed(before, out_mtimes(project)) == {"train_norm_study@bn-1", "train_norm_study@bin-1", "aggregate_norm_study", "gradcam", "report"}
+    # the same through DVC's params-driven matrix, as an experiment
+    out = sh("dvc exp run -S 'norm_study.seeds=[0,1,2]'", project)
+    assert dvc_ran(out) == {"train_norm_study@bn-2", "train_norm_study@bin-2", "aggregate_norm_study", "gradcam", "report"}
 
 
 def test_snakemake_trusts_outputs_after_dvc_checkout(project):

@@ -92,3 +92,16 @@ def test_group_norm_rejects_groups_that_do_not_divide_channels():
 def test_unknown_norm_is_named():
     with pytest.raises(ValueError, match="unknown norm 'xx'"):
         make_norm("xx", 8)
+
+
+@pytest.mark.parametrize("kind, groups", [("in", 8), ("ln", 1), ("gn", 2)])
+def test_modules_equal_the_written_out_definition(kind, groups):
+    from genpipe.models.norms import group_standardise
+
+    x = _x()
+    norm = make_norm(kind, 8, groups=2)
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(0.5, 2, 8))
+        norm.bias.copy_(torch.linspace(-1, 1, 8))
+    expected = group_standardise(x, groups, 1e-5) * norm.weight[:, None, None] + norm.bias[:, None, None]
+    assert torch.allclose(norm(x), expected, atol=1e-5)

@@ -10,7 +10,7 @@ rule train_classifier:
         curves="results/train_classifier/{dataset}/curves.tsv",
         metrics="results/train_classifier/{dataset}/metrics.json",
     params:
-        section=stage_params("train_classifier.{dataset}"),
+        tracked=stage_params("train_classifier.{dataset}"),
     threads: workflow.cores
     conda:
         "../../environment.yml"

@@ -25,6 +25,7 @@ CODE = {
     "download": ["scripts/download.py", "src/genpipe/data.py", "src/genpipe/io.py"],
     "train_classifier": [
         "scripts/train_classifier.py",
+        "src/genpipe/classifier.py",
         "src/genpipe/data.py",
         "src/genpipe/io.py",
         "src/genpipe/metrics.py",
@@ -39,35 +40,70 @@ CODE = {
         "src/genpipe/metrics.py",
         "src/genpipe/plots.py",
     ],
+    "train_norm_study": [],  # filled below: same library code as train_classifier
+    "train_small_batch": [],
+    "aggregate_norm_study": [
+        "scripts/aggregate_norm_study.py",
+        "src/genpipe/io.py",
+        "src/genpipe/norm_study.py",
+        "src/genpipe/plots.py",
+    ],
+    "gradcam": [
+        "scripts/gradcam.py",
+        "src/genpipe/classifier.py",
+        "src/genpipe/data.py",
+        "src/genpipe/gradcam.py",
+        "src/genpipe/io.py",
+        "src/genpipe/metrics.py",
+        "src/genpipe/models/norms.py",
+        "src/genpipe/models/resnet.py",
+        "src/genpipe/plots.py",
+        "src/genpipe/train.py",
+    ],
     "report": ["scripts/report.py", "src/genpipe/data.py", "src/genpipe/io.py", "src/genpipe/report.py"],
 }
+
+for _step in ("train_norm_study", "train_small_batch"):
+    CODE[_step] = [f"scripts/{_step}.py"] + CODE["train_classifier"][1:]
 
 
 wildcard_constraints:
     dataset="|".join(DATASET_NAMES),
     folder="|".join(spec.folder for spec in DATASETS.values()),
+    norm="bn|in|bin|ln|gn",
+    seed=r"\d+",
+    batch=r"\d+",
 
 
-def raw_files(wildcards):
-    """The verified IDX files of ``wildcards.dataset`` (outputs of its download job)."""
-    spec = DATASETS[wildcards.dataset]
+def raw_paths(dataset):
+    """The verified IDX files of ``dataset`` (outputs of its download job)."""
+    spec = DATASETS[dataset]
     return [f"data/raw/{spec.name}/{spec.folder}/raw/{f}" for f in FILES]
 
 
-def stage_params(key):
-    """A params function returning the params.yaml section ``key`` ("a.{dataset}") of a job.
+def raw_files(wildcards):
+    return raw_paths(wildcards.dataset)
 
-    Snakemake reruns a job when these values change, as DVC does for the same ``params:`` key.
+
+def stage_params(*keys):
+    """A params function returning ``{key: value}`` for the params.yaml keys of a job.
+
+    Keys may hold wildcards ("train_classifier.{dataset}"). Snakemake reruns a job when these
+    values change, as DVC does for the same ``params:`` keys (compared by genpipe.dagcheck).
     """
 
-    def section(wildcards):
-        node = config
-        for part in key.format(**wildcards).split("."):
-            node = node[part]
-        return node
+    def values(wildcards):
+        out = {}
+        for key in keys:
+            dotted = key.format(**wildcards)
+            node = config
+            for part in dotted.split("."):
+                node = node[part]
+            out[dotted] = node
+        return out
 
-    section.__name__ = f"params_{key.split('.')[0]}"
-    return section
+    values.__name__ = f"params_{keys[0].split('.')[0]}"
+    return values
 
 
 def record_in_dvc():

@@ -10,7 +10,7 @@ rule figures:
         confusion="results/figures/{dataset}/confusion.png",
         samples="results/figures/{dataset}/samples.png",
     params:
-        section=stage_params("figures"),
+        tracked=stage_params("figures"),
     conda:
         "../../environment.yml"
     log:

@@ -5,6 +5,10 @@ rule report:
         metrics=expand("results/train_classifier/{dataset}/metrics.json", dataset=DATASET_NAMES),
         configs=expand("results/train_classifier/{dataset}/config.json", dataset=DATASET_NAMES),
         figures=expand("results/figures/{dataset}/{fig}.png", dataset=DATASET_NAMES, fig=["curves", "confusion", "samples"]),
+        norm_study=multiext(
+            "results/aggregate_norm_study/", "summary.md", "accuracy.png", "val_curves.png", "small_batch.png", "bin_gates.png"
+        ),
+        gradcam=["results/gradcam/gradcam.png", "results/gradcam/metrics.json"],
     output:
         "results/report/report.md",
     conda:

@@ -7,8 +7,10 @@
 * ``bin`` Batch-Instance Norm (Nam & Kim, 2018): rho * x_BN + (1 - rho) * x_IN with a learnt
   per-channel gate rho in [0, 1], then one shared affine transform.
 
-IN, LN and GN are the same computation with G = C, 1 and G groups; it is written out here rather
-than calling ``F.group_norm`` so the statistics are visible.
+IN, LN and GN are the same computation with G = C, 1 and G groups, written out in
+:func:`group_standardise` so the statistics are visible. The modules run PyTorch's fused
+``F.group_norm`` kernel, which computes exactly that (the tests check the two agree) about twice
+as fast on CPU.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ class GroupNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x_hat = group_standardise(x, self.groups, self.eps)
-        return x_hat * self.weight[:, None, None] + self.bias[:, None, None]
+        # = group_standardise(x, groups, eps) * weight + bias, fused
+        return F.group_norm(x, self.groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.weight.numel()}, groups={self.groups}"
@@ -66,7 +68,7 @@ class BatchInstanceNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_bn = F.batch_norm(x, self.running_mean, self.running_var, None, None, self.training, self.momentum, self.eps)
-        x_in = group_standardise(x, x.shape[1], self.eps)
+        x_in = F.group_norm(x, x.shape[1], eps=self.eps)  # = group_standardise(x, C, eps)
         rho = self.rho.clamp(0, 1)[:, None, None]
         return (rho * x_bn + (1 - rho) * x_in) * self.weight[:, None, None] + self.bias[:, None, None]
 

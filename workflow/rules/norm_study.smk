@@ -1,0 +1,94 @@
+STUDY = config["norm_study"]
+SWEEP = STUDY["small_batch"]
+RUN_FILES = ["model.safetensors", "config.json", "predictions.npz", "curves.tsv", "metrics.json"]
+
+
+rule train_norm_study:
+    """One Fashion-MNIST classifier of the normalisation study (norm x seed)."""
+    input:
+        code=CODE["train_norm_study"],
+        data=raw_paths("fashion_mnist"),
+    output:
+        multiext("results/train_norm_study/{norm}-{seed}/", *RUN_FILES),
+    params:
+        tracked=stage_params("norm_study.training"),
+    threads: 1
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/train_norm_study/{norm}-{seed}.log",
+    shell:
+        "python scripts/train_norm_study.py --norm {wildcards.norm} --seed {wildcards.seed} --data data/raw/fashion_mnist"
+        " --out results/train_norm_study/{wildcards.norm}-{wildcards.seed} 2>&1 | tee {log}"
+
+
+rule train_small_batch:
+    """One run of the small-batch sweep (norm x batch size)."""
+    input:
+        code=CODE["train_small_batch"],
+        data=raw_paths("fashion_mnist"),
+    output:
+        multiext("results/train_small_batch/{norm}-{batch}/", *RUN_FILES),
+    params:
+        tracked=stage_params(
+            "norm_study.training",
+            "norm_study.small_batch.train_limit",
+            "norm_study.small_batch.epochs",
+            "norm_study.small_batch.lr_at_64",
+            "norm_study.small_batch.seed",
+        ),
+    threads: 1
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/train_small_batch/{norm}-{batch}.log",
+    shell:
+        "python scripts/train_small_batch.py --norm {wildcards.norm} --batch-size {wildcards.batch} --data data/raw/fashion_mnist"
+        " --out results/train_small_batch/{wildcards.norm}-{wildcards.batch} 2>&1 | tee {log}"
+
+
+rule aggregate_norm_study:
+    """Mean ± std table, figures and observations of the study."""
+    input:
+        code=CODE["aggregate_norm_study"],
+        runs=expand("results/train_norm_study/{norm}-{seed}/{f}", norm=STUDY["norms"], seed=STUDY["seeds"], f=RUN_FILES),
+        small_batch=expand("results/train_small_batch/{norm}-{batch}/{f}", norm=SWEEP["norms"], batch=SWEEP["batch_sizes"], f=RUN_FILES),
+    output:
+        multiext(
+            "results/aggregate_norm_study/",
+            "table.csv",
+            "metrics.json",
+            "summary.md",
+            "accuracy.png",
+            "val_curves.png",
+            "small_batch.png",
+            "bin_gates.png",
+        ),
+    params:
+        tracked=stage_params("norm_study.norms", "norm_study.seeds", "norm_study.small_batch.norms", "norm_study.small_batch.batch_sizes"),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/aggregate_norm_study/aggregate_norm_study.log",
+    shell:
+        "python scripts/aggregate_norm_study.py --runs results/train_norm_study --small-batch results/train_small_batch"
+        " --out results/aggregate_norm_study 2>&1 | tee {log}"
+
+
+rule gradcam:
+    """Grad-CAM overlays for the study's best model."""
+    input:
+        code=CODE["gradcam"],
+        data=raw_paths("fashion_mnist"),
+        runs=expand("results/train_norm_study/{norm}-{seed}/{f}", norm=STUDY["norms"], seed=STUDY["seeds"], f=RUN_FILES),
+    output:
+        "results/gradcam/gradcam.png",
+        "results/gradcam/metrics.json",
+    params:
+        tracked=stage_params("gradcam.seed", "norm_study.norms", "norm_study.seeds"),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/gradcam/gradcam.log",
+    shell:
+        "python scripts/gradcam.py --runs results/train_norm_study --data data/raw/fashion_mnist --out results/gradcam 2>&1 | tee {log}"
