@@ -58,9 +58,10 @@ def locked_stages(root: str | Path = ".") -> list[LockedStage]:
         if name in seen:
             return
         seen.add(name)
-        for dep in stages[name].deps:
-            if dep in producer:
-                visit(producer[dep])
+        for dep in stages[name].deps:  # a dep is an output, or a directory holding outputs
+            for out, stage in producer.items():
+                if out == dep or out.startswith(dep + "/"):
+                    visit(stage)
         ordered.append(stages[name])
 
     for name in sorted(stages):

@@ -48,12 +48,19 @@ def markdown_table(summ: pd.DataFrame, n_seeds: int) -> str:
     return "\n".join(lines) + f"\n\nMean ± std over {n_seeds} seed(s), in %."
 
 
+def _network_order(name: str) -> tuple:
+    """stem first, then stages.<i>.<j>.(norm1, norm2, shortcut) by number (safetensors sorts keys)."""
+    parts = name.split(".")
+    return (parts[0] != "stem",) + tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts[1:])
+
+
 def bin_gates(run_dirs: list[Path]) -> pd.DataFrame:
     """BIN gate rho per layer (network order) and run: mean, min and max over channels."""
     rows = []
     for d in run_dirs:
         state = load_file(str(d / "model.safetensors"))
-        for i, (name, rho) in enumerate((k, v) for k, v in state.items() if k.endswith(".rho")):
+        names = sorted((k for k in state if k.endswith(".rho")), key=_network_order)
+        for i, (name, rho) in enumerate((k, state[k]) for k in names):
             rows.append({"run": d.name, "layer": i, "name": name[: -len(".rho")], "mean": rho.mean().item(), "min": rho.min().item(), "max": rho.max().item()})
     return pd.DataFrame(rows)
 

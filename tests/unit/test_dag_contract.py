@@ -95,3 +95,18 @@ def test_snakemake_rejects_bad_params_before_any_job(root, tmp_path):
     assert "train_classifier.mnist.epochs: 0 is less than the minimum of 1" in out
     assert "train_classifier.mnist.epoch: unknown key" in out
     assert "Building DAG" not in out
+
+
+def test_locked_stages_are_topological_with_directory_deps(tmp_path):
+    from genpipe.dvcsync import locked_stages
+
+    (tmp_path / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n"
+        "  aggregate:\n    deps: [{path: runs}]\n    outs: [{path: table.csv}]\n"
+        "  report:\n    deps: [{path: table.csv}]\n    outs: [{path: report.md}]\n"
+        "  run@a:\n    deps: [{path: data}]\n    outs: [{path: runs/a/m.json}]\n"
+        "  run@b:\n    deps: [{path: data}]\n    outs: [{path: runs/b/m.json}]\n"
+    )
+    order = [s.name for s in locked_stages(tmp_path)]
+    assert order.index("run@a") < order.index("aggregate") and order.index("run@b") < order.index("aggregate")
+    assert order.index("aggregate") < order.index("report")

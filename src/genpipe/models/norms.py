@@ -10,7 +10,9 @@
 IN, LN and GN are the same computation with G = C, 1 and G groups, written out in
 :func:`group_standardise` so the statistics are visible. The modules run PyTorch's fused
 ``F.group_norm`` kernel, which computes exactly that (the tests check the two agree) about twice
-as fast on CPU.
+as fast on CPU. With one channel per group (IN, and BIN's IN half) that kernel is ~8x slower on
+channels_last input than on contiguous input, so those layers normalise a contiguous copy
+(ResNet-8 training 1.96x faster for IN, 1.72x for BIN; no gain for GN/LN, which keep the layout).
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("bn", "in", "bin", "ln", "gn")
+
+
+def _per_channel_group_norm(x: torch.Tensor, eps: float, weight=None, bias=None) -> torch.Tensor:
+    """F.group_norm with G = C on a contiguous copy, returned in the input's memory format."""
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
+    return F.group_norm(x.contiguous(), x.shape[1], weight, bias, eps).contiguous(memory_format=fmt)
 
 
 def group_standardise(x: torch.Tensor, groups: int, eps: float) -> torch.Tensor:
@@ -44,6 +52,8 @@ class GroupNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # = group_standardise(x, groups, eps) * weight + bias, fused
+        if self.groups == x.shape[1]:
+            return _per_channel_group_norm(x, self.eps, self.weight, self.bias)
         return F.group_norm(x, self.groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -68,7 +78,7 @@ class BatchInstanceNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_bn = F.batch_norm(x, self.running_mean, self.running_var, None, None, self.training, self.momentum, self.eps)
-        x_in = F.group_norm(x, x.shape[1], eps=self.eps)  # = group_standardise(x, C, eps)
+        x_in = _per_channel_group_norm(x, self.eps)  # = group_standardise(x, C, eps)
         rho = self.rho.clamp(0, 1)[:, None, None]
         return (rho * x_bn + (1 - rho) * x_in) * self.weight[:, None, None] + self.bias[:, None, None]
 
