@@ -17,7 +17,7 @@ import torch
 
 from genpipe import data, io
 from genpipe.models.resnet import ResNet, ResNetConfig
-from genpipe.train import TrainConfig, evaluate, predict, set_determinism, to_input, train_classifier
+from genpipe.train import TrainConfig, predict, scores, set_determinism, to_input, train_classifier
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "seed")
 
@@ -58,10 +58,12 @@ def run(dataset: str, data_root: Path, out: Path, p: dict[str, Any], name: str) 
     print(f"trained in {seconds:.1f} s ({len(tr_idx) * p['epochs'] / seconds:.0f} img/s)", file=sys.stderr)
 
     metrics: dict[str, Any] = {"dataset": dataset, "model": f"resnet{net_cfg.depth}-{p['norm']}"}
-    for split, (x, y) in splits.items():
-        loss, m = evaluate(model, x, y, len(spec.classes))
+    splits["train"] = (splits["train"][0][:lim], splits["train"][1][:lim])  # scored on a seeded subset
+    logits = {split: predict(model, x) for split, (x, _) in splits.items()}
+    for split, (_, y) in splits.items():
+        loss, m = scores(logits[split], y, len(spec.classes))
         metrics[split] = {**m, "loss": round(loss, 6), "n": len(y)}
-    test_pred = predict(model, splits["test"][0]).argmax(1)
+    test_pred = logits["test"].argmax(1)
 
     config = {**net_cfg.to_dict(), "dataset": dataset, "input_mean": mean, "input_std": std, "feature_dim": model.feature_dim}
     io.save_model(model, config, out / "model.safetensors", out / "config.json")

@@ -63,9 +63,13 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.
     return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[float, dict[str, float]]:
-    logits = predict(model, x)
+def scores(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[float, dict[str, float]]:
+    """Cross-entropy and classification metrics of precomputed logits."""
     return F.cross_entropy(logits, y).item(), classification_metrics(logits.argmax(1), y, num_classes)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[float, dict[str, float]]:
+    return scores(predict(model, x), y, num_classes)
 
 
 def train_classifier(

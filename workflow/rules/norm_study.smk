@@ -13,6 +13,7 @@ rule train_norm_study:
     params:
         tracked=stage_params("norm_study.training"),
     threads: 1
+    priority: 1  # before the short small-batch runs, which then fill the last gaps
     conda:
         "../../environment.yml"
     log:
