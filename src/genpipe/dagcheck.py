@@ -85,8 +85,9 @@ def snakemake_steps(root: str | Path = ".") -> list[Step]:
             if not job.shellcmd:  # target rules such as `all`
                 continue
             keyed = {}
-            for _, values in job.params.items():  # stage_params(...) functions give {dotted key: value}
-                keyed.update(values)
+            for name, values in job.params.items():  # params.tracked = stage_params(...): {dotted key: value}
+                if name == "tracked":
+                    keyed.update(values)
             wc = "-".join(str(v) for _, v in job.wildcards.items())
             steps.append(
                 Step(

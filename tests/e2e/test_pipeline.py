@@ -74,6 +74,13 @@ def project(tmp_path_factory, root) -> Path:
         "training": {k: v for k, v in TINY.items() if k not in ("norm", "seed")} | {"train_limit": 1000, "epochs": 1},
         "small_batch": {"norms": ["bn", "gn"], "batch_sizes": [8, 32], "train_limit": 256, "epochs": 1, "lr_at_64": 0.1, "seed": 0},
     }
+    small = {"train_limit": 1000, "eval_limit": 300, "val_size": 200, "epochs": 1, "batch_size": 64, "width": 8, "hidden": 32}
+    for stage in ("train_ae", "train_vae", "vae_anomaly"):
+        params[stage] |= small
+    params["train_latent_probe"] |= {k: small[k] for k in ("train_limit", "eval_limit", "val_size", "epochs", "batch_size")} | {"head_hidden": 16}
+    params["sample_vae"]["n"] = 300
+    params["evaluate_samples"] |= {"floor_n": 300, "kid_subsets": 5, "kid_subset_size": 100}
+    params["attack_fgsm"] |= {"eps": [0.0, 0.05, 0.2], "example_eps": 0.2}
     (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git init -q -b main && dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", d)
     sh("snakemake --cores 2", d)
@@ -112,6 +119,42 @@ def test_snakemake_builds_real_results(project):
     assert "../figures/fashion_mnist/confusion.png" in report
 
 
+def test_snakemake_builds_the_autoencoder_stages(project):
+    res = project / "results"
+    ae, vae = (json.loads((res / f"train_{k}/metrics.json").read_text())["test"] for k in ("ae", "vae"))
+    assert ae["kl"] == 0 and vae["kl"] > 0 and ae["n"] == vae["n"] == 300
+    assert vae["elbo"] == pytest.approx(-(vae["recon"] + vae["kl"]), abs=0.02)
+    assert 0 < vae["recon"] < 28 * 28 * 0.7  # below an uninformed Bernoulli(0.5) per pixel
+    for gen in ("vae", "ae_gaussian"):
+        m = json.loads((res / f"evaluate_samples/{gen}/metrics.json").read_text())
+        assert m["n"] == 300 and m["fid"] > 0 and m["generation_accuracy"] is None and m["floor"]["n"] == 300
+        assert sum(m["predicted_class_histogram"]) == 300
+    ref = json.loads((res / "reference_stats/fashion_mnist/metrics.json").read_text())
+    assert ref["n_test"] == 10000 and ref["floor"]["fid"] >= 0
+    for v in ("frozen", "finetune"):
+        m = json.loads((res / f"train_latent_probe/{v}/metrics.json").read_text())
+        assert m["test"]["n"] == 300 and 0.2 < m["test"]["accuracy"] <= 1.0, (v, m["test"])
+    fgsm = json.loads((res / "attack_fgsm/metrics.json").read_text())
+    assert fgsm["n"] == 300 and fgsm["eps"] == [0.0, 0.05, 0.2]
+    for name in ("latent_frozen", "latent_finetune", "resnet"):
+        acc = fgsm[name]["accuracy"]
+        assert acc["0.0"] == pytest.approx(fgsm[name]["clean_accuracy"], abs=1e-6), name  # eps 0 = the clean test accuracy
+        assert acc["0.2"] <= acc["0.0"], (name, acc)
+    curve = (res / "attack_fgsm/curves.tsv").read_text().splitlines()
+    assert curve[0].split("\t") == ["eps", "latent_frozen", "latent_finetune", "resnet"] and len(curve) == 4
+    an = json.loads((res / "vae_anomaly/metrics.json").read_text())
+    assert an["holdout_class"] == 8 and 0 < an["n_anomalous"] < an["n_test"] == 300
+    assert 0.0 <= an["auc_neg_elbo"] <= 1.0 and 0.0 <= an["auc_recon"] <= 1.0
+    assert len((res / "vae_anomaly/roc.tsv").read_text().splitlines()) == 102
+    for fig in ("vae_figures/reconstructions.png", "vae_figures/traversal.png", "vae_figures/interpolation.png",
+                "vae_figures/latent_pca.png", "vae_figures/loss_curves.png", "sample_vae/vae/samples.png",
+                "attack_fgsm/curve.png", "attack_fgsm/examples.png", "vae_anomaly/roc.png", "vae_anomaly/scores.png"):
+        img = mpimg.imread(res / fig)
+        assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.05, fig
+    report = (res / "report/report.md").read_text()
+    assert f"ROC-AUC {an['auc_neg_elbo']:.3f} by −ELBO" in report and "### Autoencoder and VAE" in report
+
+
 def test_dvc_agrees_after_snakemake(project):
     assert json.loads(sh("dvc status --json", project).strip() or "{}") == {}
     assert dvc_ran(sh("dvc repro", project)) == set()
@@ -122,21 +165,23 @@ def test_param_change_reruns_only_its_stage_and_descendants_under_snakemake(proj
     before = out_mtimes(project)
     set_param(project, "train_classifier.fashion_mnist.epochs", 4)
     sh("snakemake --cores 2", project)
-    assert changed(before, out_mtimes(project)) == {"train_classifier@fashion_mnist", "figures@fashion_mnist", "report"}
+    assert changed(before, out_mtimes(project)) == {
+        "train_classifier@fashion_mnist", "figures@fashion_mnist", "reference_stats@fashion_mnist",  # and what reads the classifier:
+        "evaluate_samples@vae", "evaluate_samples@ae_gaussian", "attack_fgsm", "report"}
     assert json.loads(sh("dvc status --json", project).strip() or "{}") == {}
 
 
 def test_param_change_reruns_only_its_stage_and_descendants_under_dvc(project):
     sh("git checkout -q -b other-seed", project)
     set_param(project, "train_classifier.mnist.seed", 1)
-    assert dvc_ran(sh("dvc repro", project)) == {"train_classifier@mnist", "figures@mnist", "report"}
+    assert dvc_ran(sh("dvc repro", project)) == {"train_classifier@mnist", "figures@mnist", "reference_stats@mnist", "report"}
     assert dvc_ran(sh("dvc repro", project)) == set()
     assert "Nothing to be done" in sh("snakemake -n", project)  # Snakemake catches up with DVC's run
     # the branch's metrics and curves compare with main's
     diff = json.loads(sh("dvc metrics diff main --json", project))
     mnist = diff["results/train_classifier/mnist/metrics.json"]
     assert mnist["test.accuracy"]["old"] != mnist["test.accuracy"]["new"] or mnist["train.loss"]["old"] != mnist["train.loss"]["new"]
-    assert all(k.startswith("results/train_classifier/") for k in diff)
+    assert set(diff) <= {"results/train_classifier/mnist/metrics.json", "results/reference_stats/mnist/metrics.json"}
     plots = json.loads(sh("dvc plots diff main --json", project))["data"]
     for name in ("loss", "accuracy"):
         values = plots[name][0]["content"]["data"]["values"]

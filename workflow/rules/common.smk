@@ -63,6 +63,33 @@ CODE = {
     "report": ["scripts/report.py", "src/genpipe/data.py", "src/genpipe/io.py", "src/genpipe/report.py"],
 }
 
+# Library modules of the classifier, the autoencoder and the sample scorer, as their scripts import them.
+_RESNET = ["src/genpipe/classifier.py", "src/genpipe/data.py", "src/genpipe/io.py", "src/genpipe/metrics.py",
+           "src/genpipe/models/norms.py", "src/genpipe/models/resnet.py", "src/genpipe/train.py"]
+_AE = ["src/genpipe/autoencoder.py", "src/genpipe/data.py", "src/genpipe/io.py", "src/genpipe/metrics.py",
+       "src/genpipe/models/vae.py", "src/genpipe/train.py"]
+_PLOTS = ["src/genpipe/plots.py", "src/genpipe/vae_plots.py"]
+for _step, _mods in {
+    "reference_stats": _RESNET + ["src/genpipe/evaluation.py", "src/genpipe/samples.py"],
+    "evaluate_samples": _RESNET + ["src/genpipe/evaluation.py", "src/genpipe/samples.py"],
+    "train_ae": _AE,
+    "train_vae": _AE,
+    "sample_vae": _AE + _PLOTS + ["src/genpipe/samples.py"],
+    "vae_figures": _AE + _PLOTS,
+    "train_latent_probe": _AE + ["src/genpipe/latent_probe.py"],
+    "attack_fgsm": sorted(set(_RESNET + _AE + _PLOTS)) + ["src/genpipe/adversarial.py", "src/genpipe/latent_probe.py"],
+    "vae_anomaly": _AE + _PLOTS + ["src/genpipe/anomaly.py"],
+}.items():
+    CODE[_step] = [f"scripts/{_step}.py"] + _mods
+
+# Sample sets scored by evaluate_samples: name -> samples.npz and the dataset whose classifier scores it
+# (dvc.yaml: vars.generators).
+GENERATORS = {
+    "vae": {"samples": "results/sample_vae/vae/samples.npz", "dataset": "fashion_mnist"},
+    "ae_gaussian": {"samples": "results/sample_vae/ae_gaussian/samples.npz", "dataset": "fashion_mnist"},
+}
+PROBE_VARIANTS = ["frozen", "finetune"]
+
 for _step in ("train_norm_study", "train_small_batch"):
     CODE[_step] = [f"scripts/{_step}.py"] + CODE["train_classifier"][1:]
 
@@ -73,6 +100,8 @@ wildcard_constraints:
     norm="bn|in|bin|ln|gn",
     seed=r"\d+",
     batch=r"\d+",
+    generator="|".join(GENERATORS),
+    variant="|".join(PROBE_VARIANTS),
 
 
 def raw_paths(dataset):
@@ -83,6 +112,22 @@ def raw_paths(dataset):
 
 def raw_files(wildcards):
     return raw_paths(wildcards.dataset)
+
+
+def generator_samples(wildcards):
+    return GENERATORS[wildcards.generator]["samples"]
+
+
+def generator_dataset(wildcards):
+    return GENERATORS[wildcards.generator]["dataset"]
+
+
+def generator_classifier(wildcards):
+    return [f"results/train_classifier/{generator_dataset(wildcards)}/{f}" for f in ("model.safetensors", "config.json")]
+
+
+def generator_reference(wildcards):
+    return [f"results/reference_stats/{generator_dataset(wildcards)}/{f}" for f in ("features.safetensors", "metrics.json")]
 
 
 def stage_params(*keys):

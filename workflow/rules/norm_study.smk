@@ -67,6 +67,7 @@ rule aggregate_norm_study:
         ),
     params:
         tracked=stage_params("norm_study.norms", "norm_study.seeds", "norm_study.small_batch.norms", "norm_study.small_batch.batch_sizes"),
+    priority: 1  # the study's result as soon as its runs are done, before unrelated longer jobs
     conda:
         "../../environment.yml"
     log:

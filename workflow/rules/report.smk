@@ -9,6 +9,14 @@ rule report:
             "results/aggregate_norm_study/", "summary.md", "accuracy.png", "val_curves.png", "small_batch.png", "bin_gates.png"
         ),
         gradcam=["results/gradcam/gradcam.png", "results/gradcam/metrics.json"],
+        references=expand("results/reference_stats/{dataset}/metrics.json", dataset=DATASET_NAMES),
+        autoencoders=["results/train_ae/metrics.json", "results/train_vae/metrics.json", "results/train_vae/config.json"],
+        samples=expand("results/evaluate_samples/{generator}/metrics.json", generator=GENERATORS),
+        sample_figures=expand("results/sample_vae/{generator}/samples.png", generator=["vae", "ae_gaussian"]),
+        vae_figures=multiext("results/vae_figures/", "reconstructions.png", "traversal.png", "interpolation.png", "latent_pca.png", "loss_curves.png"),
+        probes=expand("results/train_latent_probe/{variant}/metrics.json", variant=PROBE_VARIANTS),
+        fgsm=multiext("results/attack_fgsm/", "metrics.json", "curve.png", "examples.png"),
+        anomaly=multiext("results/vae_anomaly/", "metrics.json", "roc.png", "scores.png"),
     output:
         "results/report/report.md",
     conda:

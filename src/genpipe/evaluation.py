@@ -1,0 +1,139 @@
+"""Scores for generated images, shared by every generator: FID, KID and generation accuracy.
+
+Features are the pooled penultimate layer of the project's own ResNet classifier of the same
+dataset (64-d; Inception weights are not reachable offline). ``reference_stats`` computes the
+real features once per classifier (test split, plus 10k training images for the real-vs-real
+floor) and records the classifier's sha256; ``evaluate_samples`` refuses a reference made with
+another classifier. FID and KID are computed by torchmetrics on these features (an identity
+"feature extractor" receives the precomputed features).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from genpipe import data, io, samples
+from genpipe.classifier import load_model
+from genpipe.train import to_input
+
+
+class ReferenceMismatchError(ValueError):
+    """The reference statistics were computed with another classifier than the one given."""
+
+
+class _Features(nn.Module):
+    """Identity: torchmetrics receives features we computed ourselves."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return f
+
+
+class ClassifierFeatures:
+    """uint8 images (N, 28, 28) -> classifier features (N, d) and logits (N, classes)."""
+
+    def __init__(self, classifier_dir: Path) -> None:
+        self.model, self.config = load_model(classifier_dir)
+        self.sha256 = io.sha256_file(classifier_dir / "model.safetensors")
+        self.dim = int(self.config["feature_dim"])
+
+    @torch.inference_mode()
+    def __call__(self, images: np.ndarray | torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(images)
+        feats, logits = [], []
+        for i in range(0, len(x), batch_size):
+            f = self.model.features(to_input(x[i : i + batch_size], self.config["input_mean"], self.config["input_std"]))
+            feats.append(f)
+            logits.append(self.model.fc(f))
+        return torch.cat(feats).double(), torch.cat(logits)
+
+
+def fid_kid(real: torch.Tensor, fake: torch.Tensor, kid_subsets: int, kid_subset_size: int, seed: int) -> dict[str, Any]:
+    """FID and KID (mean, std over subsets) between two feature sets (N, d)."""
+    d = real.shape[1]
+    for name, f in (("real", real), ("generated", fake)):
+        if len(f) <= d:
+            raise ValueError(f"FID needs more {name} samples than feature dimensions ({d}); got {len(f)}")
+    fid = FrechetInceptionDistance(feature=_Features(d))
+    fid.update(real, real=True)
+    fid.update(fake, real=False)
+    size = min(kid_subset_size, len(real), len(fake))
+    kid = KernelInceptionDistance(feature=_Features(d), subsets=kid_subsets, subset_size=size)
+    kid.update(real, real=True)
+    kid.update(fake, real=False)
+    torch.manual_seed(seed)  # KID draws its subsets from the global generator
+    kid_mean, kid_std = kid.compute()
+    return {"fid": round(fid.compute().item(), 4), "kid_mean": round(kid_mean.item(), 6), "kid_std": round(kid_std.item(), 6), "kid_subset_size": size}
+
+
+def reference_stats(dataset: str, data_root: Path, classifier_dir: Path, out: Path, p: dict[str, Any]) -> dict[str, Any]:
+    """Test-split features and the real-vs-real floor (``floor_n`` training images vs test)."""
+    spec = data.get_spec(dataset)
+    extract = ClassifierFeatures(classifier_dir)
+    x_test, _ = data.load_split(spec, data_root, train=False)
+    x_train, _ = data.load_split(spec, data_root, train=True)
+    pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(p["seed"]))[: p["floor_n"]]
+    test_f, _ = extract(x_test)
+    train_f, _ = extract(x_train[pick])
+    floor = fid_kid(test_f, train_f, p["kid_subsets"], p["kid_subset_size"], p["seed"])
+    meta = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": str(extract.dim)}
+    with io.atomic_path(out / "features.safetensors") as tmp:
+        save_file({"test": test_f.float().contiguous(), "train": train_f.float().contiguous()}, str(tmp), metadata=meta)
+    metrics = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": extract.dim,
+               "n_test": len(test_f), "floor": {**floor, "n": len(train_f), "what": f"{len(train_f)} training images vs the test split"}}
+    io.write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def load_reference(reference_dir: Path, classifier_sha256: str) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Test-split features of a reference, checked against the classifier that will score samples."""
+    path = reference_dir / "features.safetensors"
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+        test = fh.get_tensor("test").double()
+    if meta.get("classifier_sha256") != classifier_sha256:
+        raise ReferenceMismatchError(
+            f"{path} was computed with classifier sha256 {meta.get('classifier_sha256')}, but the classifier given has "
+            f"{classifier_sha256}; rerun reference_stats")
+    return test, io.read_json(reference_dir / "metrics.json")
+
+
+def evaluate_samples(samples_path: Path, classifier_dir: Path, reference_dir: Path, out: Path, p: dict[str, Any]) -> dict[str, Any]:
+    """FID/KID against the test split, the floor for scale, and generation accuracy of labelled samples."""
+    images, labels, dataset = samples.load(samples_path)
+    extract = ClassifierFeatures(classifier_dir)
+    if extract.config["dataset"] != dataset:
+        raise ValueError(f"{samples_path} holds {dataset} samples but {classifier_dir} is a {extract.config['dataset']} classifier")
+    real, ref = load_reference(reference_dir, extract.sha256)
+    feats, logits = extract(images)
+    metrics: dict[str, Any] = {"dataset": dataset, "n": len(images), "feature_dim": extract.dim, "features": f"ResNet classifier {extract.sha256[:12]}"}
+    metrics |= fid_kid(real, feats, p["kid_subsets"], p["kid_subset_size"], p["seed"])
+    metrics["floor"] = ref["floor"]
+    cond = labels >= 0
+    if cond.any():
+        pred = logits.argmax(1)[torch.as_tensor(cond)]
+        target = torch.as_tensor(labels[cond])
+        metrics["generation_accuracy"] = round((pred == target).float().mean().item(), 6)
+        metrics["generation_accuracy_per_class"] = {
+            str(c): round((pred[target == c] == c).float().mean().item(), 6) for c in sorted(set(labels[cond].tolist()))}
+        metrics["n_conditional"] = int(cond.sum())
+    else:
+        metrics["generation_accuracy"] = None
+    metrics["predicted_class_histogram"] = np.bincount(logits.argmax(1).numpy(), minlength=logits.shape[1]).tolist()
+    metrics["inception_fid"] = None
+    metrics["inception_fid_reason"] = "no Inception weights configured (the hub is unreachable offline); FID uses the classifier's features"
+    io.write_json(out / "metrics.json", metrics)
+    return metrics
+

@@ -1,0 +1,136 @@
+# Autoencoder and VAE on Fashion-MNIST: training, prior samples, latent-space figures, a latent
+# classifier, FGSM attacks and anomaly detection (issue 4).
+FASHION = raw_paths("fashion_mnist")
+AE_FILES = ["model.safetensors", "config.json", "curves.tsv", "metrics.json"]
+
+
+rule train_ae:
+    """Convolutional autoencoder (deterministic code) on Fashion-MNIST."""
+    input:
+        code=CODE["train_ae"],
+        data=FASHION,
+    output:
+        multiext("results/train_ae/", *AE_FILES),
+    params:
+        tracked=stage_params("train_ae"),
+    threads: 1
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/train_ae/train_ae.log",
+    shell:
+        "python scripts/train_ae.py --data data/raw/fashion_mnist --out results/train_ae 2>&1 | tee {log}"
+
+
+rule train_vae:
+    """VAE (reconstruction + beta * KL) on Fashion-MNIST."""
+    input:
+        code=CODE["train_vae"],
+        data=FASHION,
+    output:
+        multiext("results/train_vae/", *AE_FILES),
+    params:
+        tracked=stage_params("train_vae"),
+    threads: 1
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/train_vae/train_vae.log",
+    shell:
+        "python scripts/train_vae.py --data data/raw/fashion_mnist --out results/train_vae 2>&1 | tee {log}"
+
+
+rule sample_vae:
+    """Prior samples of the VAE and the AE-decoded-Gaussian baseline, as samples.npz."""
+    input:
+        code=CODE["sample_vae"],
+        vae=multiext("results/train_vae/", "model.safetensors", "config.json"),
+        ae=multiext("results/train_ae/", "model.safetensors", "config.json"),
+    output:
+        expand("results/sample_vae/{generator}/{f}", generator=["vae", "ae_gaussian"], f=["samples.npz", "samples.png"]),
+    params:
+        tracked=stage_params("sample_vae"),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/sample_vae/sample_vae.log",
+    shell:
+        "python scripts/sample_vae.py --vae results/train_vae --ae results/train_ae --out results/sample_vae 2>&1 | tee {log}"
+
+
+rule vae_figures:
+    """Reconstructions, latent traversals, interpolations, latent PCA and loss curves."""
+    input:
+        code=CODE["vae_figures"],
+        data=FASHION,
+        vae=multiext("results/train_vae/", "model.safetensors", "config.json", "curves.tsv"),
+        ae=multiext("results/train_ae/", "model.safetensors", "config.json", "curves.tsv"),
+    output:
+        multiext("results/vae_figures/", "reconstructions.png", "traversal.png", "interpolation.png", "latent_pca.png", "loss_curves.png"),
+    params:
+        tracked=stage_params("vae_figures"),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/vae_figures/vae_figures.log",
+    shell:
+        "python scripts/vae_figures.py --ae results/train_ae --vae results/train_vae --data data/raw/fashion_mnist"
+        " --out results/vae_figures 2>&1 | tee {log}"
+
+
+rule train_latent_probe:
+    """A classifier on the VAE encoder's mu: head only (frozen) or fine-tuned end to end."""
+    input:
+        code=CODE["train_latent_probe"],
+        data=FASHION,
+        vae=multiext("results/train_vae/", "model.safetensors", "config.json"),
+    output:
+        multiext("results/train_latent_probe/{variant}/", *AE_FILES),
+    params:
+        tracked=stage_params("train_latent_probe"),
+    threads: 1
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/train_latent_probe/{variant}.log",
+    shell:
+        "python scripts/train_latent_probe.py --variant {wildcards.variant} --vae results/train_vae --data data/raw/fashion_mnist"
+        " --out results/train_latent_probe/{wildcards.variant} 2>&1 | tee {log}"
+
+
+rule attack_fgsm:
+    """FGSM accuracy versus epsilon for both latent classifiers and the ResNet."""
+    input:
+        code=CODE["attack_fgsm"],
+        data=FASHION,
+        probes=expand("results/train_latent_probe/{variant}/{f}", variant=PROBE_VARIANTS, f=["model.safetensors", "config.json", "metrics.json"]),
+        classifier=multiext("results/train_classifier/fashion_mnist/", "model.safetensors", "config.json", "metrics.json"),
+    output:
+        multiext("results/attack_fgsm/", "curves.tsv", "metrics.json", "curve.png", "examples.png"),
+    params:
+        tracked=stage_params("attack_fgsm", "train_latent_probe.eval_limit"),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/attack_fgsm/attack_fgsm.log",
+    shell:
+        "python scripts/attack_fgsm.py --probe results/train_latent_probe --classifier results/train_classifier/fashion_mnist"
+        " --data data/raw/fashion_mnist --out results/attack_fgsm 2>&1 | tee {log}"
+
+
+rule vae_anomaly:
+    """A VAE trained without one class; -ELBO and reconstruction NLL as anomaly scores (ROC-AUC)."""
+    input:
+        code=CODE["vae_anomaly"],
+        data=FASHION,
+    output:
+        multiext("results/vae_anomaly/", *AE_FILES, "roc.tsv", "roc.png", "scores.png"),
+    params:
+        tracked=stage_params("vae_anomaly"),
+    threads: 1
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/vae_anomaly/vae_anomaly.log",
+    shell:
+        "python scripts/vae_anomaly.py --data data/raw/fashion_mnist --out results/vae_anomaly 2>&1 | tee {log}"
