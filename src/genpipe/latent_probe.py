@@ -44,6 +44,8 @@ def _batched(fn, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
 def _fit(params: list[nn.Parameter], forward, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor],
          val_logits, p: dict[str, Any], lr: float) -> list[dict[str, float]]:
     opt = torch.optim.Adam(params, lr=lr)
+    steps = p["epochs"] * -(-len(x) // p["batch_size"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)  # lr decays to 0 over the run
     gen = torch.Generator().manual_seed(p["seed"])
     rows = []
     for epoch in range(1, p["epochs"] + 1):
@@ -56,6 +58,7 @@ def _fit(params: list[nn.Parameter], forward, x: torch.Tensor, y: torch.Tensor, 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             loss_sum += loss.item() * len(idx)
             correct += (logits.argmax(1) == y[idx]).sum().item()
         val_loss, val_m = scores(val_logits(), val[1], 10)

@@ -68,11 +68,13 @@ def plot_samples(images: np.ndarray, title: str, per_row: int = 16) -> plt.Figur
 
 def plot_fgsm_curve(curve: pd.DataFrame, models: list[str], title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name in models:
-        ax.plot(curve["eps"], 100 * curve[name], "-o", label=name)
+    for i, name in enumerate(models):
+        color = plt.get_cmap("tab10")(i)
+        ax.plot(curve["eps"], 100 * curve[name], "-o", color=color, label=f"{name} (budget ε)")
+        ax.plot(curve["eps"], 100 * curve[f"{name}_step"], ":", color=color, alpha=0.7, label=f"{name} (single step ε)")
     ax.set(xlabel="ε (pixel scale, images in [0, 1])", ylabel="test accuracy (%)", title=title, ylim=(0, 100))
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

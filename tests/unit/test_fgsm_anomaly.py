@@ -42,5 +42,8 @@ def test_roc_auc_of_known_scores():
     assert auc == 1.0 and curve[0]["fpr"] == 0.0 and curve[-1] == {"fpr": 1.0, "tpr": 1.0}
     auc, _ = roc(torch.tensor([0.9, 0.2, 0.3, 0.1]), torch.tensor([False, False, True, True]))
     assert auc == pytest.approx(0.25)
+    # scores in nats (hundreds), as -ELBO gives them: not squashed into ties
+    auc, _ = roc(torch.tensor([240.0, 250.0, 260.0, 300.0]), torch.tensor([False, True, False, True]))
+    assert auc == pytest.approx(0.75)
     with pytest.raises(ValueError, match="both normal and anomalous"):
         roc(torch.rand(3), torch.tensor([True, True, True]))
