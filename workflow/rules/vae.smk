@@ -32,6 +32,7 @@ rule train_vae:
     params:
         tracked=stage_params("train_vae"),
     threads: 1
+    priority: 1  # on the critical path: train_vae -> train_latent_probe -> attack_fgsm
     conda:
         "../../environment.yml"
     log:
@@ -89,6 +90,7 @@ rule train_latent_probe:
     params:
         tracked=stage_params("train_latent_probe"),
     threads: 1
+    priority: 1
     conda:
         "../../environment.yml"
     log:
