@@ -32,6 +32,22 @@ class ResNetConfig:
         return asdict(self)
 
 
+class StridedPointwise(nn.Conv2d):
+    """A 1x1 convolution with stride s, computed as subsample-by-s then a stride-1 1x1 convolution.
+
+    The same function and parameters as ``nn.Conv2d(c_in, c_out, 1, s)``; it avoids oneDNN's AVX2
+    1x1 stride-2 backward-weights kernel, which corrupts memory for few channels (4 -> 8) in
+    channels_last on CPUs without AVX-512 (hangs or segfaults; see tests/unit/test_resnet.py).
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__(c_in, c_out, 1, 1, bias=False)
+        self.step = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x[:, :, :: self.step, :: self.step])
+
+
 class BasicBlock(nn.Module):
     """conv-norm-ReLU-conv-norm plus a shortcut (1x1 conv + norm when the shape changes), then ReLU."""
 
@@ -43,7 +59,7 @@ class BasicBlock(nn.Module):
         self.norm2 = make_norm(cfg.norm, c_out, cfg.gn_groups)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), make_norm(cfg.norm, c_out, cfg.gn_groups))
+            self.shortcut = nn.Sequential(StridedPointwise(c_in, c_out, stride), make_norm(cfg.norm, c_out, cfg.gn_groups))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.norm1(self.conv1(x)))
