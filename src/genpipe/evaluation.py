@@ -120,6 +120,8 @@ def evaluate_samples(samples_path: Path, classifier_dir: Path, reference_dir: Pa
     feats, logits = extract(images)
     metrics: dict[str, Any] = {"dataset": dataset, "n": len(images), "feature_dim": extract.dim, "features": f"ResNet classifier {extract.sha256[:12]}"}
     metrics |= fid_kid(real, feats, p["kid_subsets"], p["kid_subset_size"], p["seed"])
+    k = min(p["same_n"], len(feats))  # the first k samples: a class-balanced prefix for conditional sets
+    metrics["same_n"] = {"n": k, **fid_kid(real, feats[:k], p["kid_subsets"], p["kid_subset_size"], p["seed"])}
     metrics["floor"] = ref["floor"]
     cond = labels >= 0
     if cond.any():

@@ -11,7 +11,7 @@ from genpipe.plots import plt
 _GRAY = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
 
 
-def _image_grid(rows: list[np.ndarray], row_labels: list[str], title: str, col_labels: list[str] | None = None) -> plt.Figure:
+def image_grid(rows: list[np.ndarray], row_labels: list[str], title: str, col_labels: list[str] | None = None) -> plt.Figure:
     """Rows of [0, 1] images (k, H, W), each row labelled on the left."""
     n, k = len(rows), len(rows[0])
     fig, axes = plt.subplots(n, k, figsize=(0.75 * k + 1.4, 0.75 * n + 0.5), squeeze=False)
@@ -32,17 +32,17 @@ def _image_grid(rows: list[np.ndarray], row_labels: list[str], title: str, col_l
 
 def plot_reconstructions(x: torch.Tensor, ae: torch.Tensor, vae: torch.Tensor, title: str) -> plt.Figure:
     """Input vs AE vs VAE reconstruction, (k, 1, H, W) each."""
-    return _image_grid([t[:, 0].numpy() for t in (x, ae, vae)], ["input", "AE", "VAE"], title)
+    return image_grid([t[:, 0].numpy() for t in (x, ae, vae)], ["input", "AE", "VAE"], title)
 
 
 def plot_traversal(grid: torch.Tensor, row_labels: list[str], sigmas: np.ndarray, title: str) -> plt.Figure:
     """grid (rows, steps, 1, H, W): each row sweeps one latent dimension from -3 to +3 sigma."""
-    return _image_grid([g[:, 0].numpy() for g in grid], row_labels, title, [f"{s:+.1f}σ" for s in sigmas])
+    return image_grid([g[:, 0].numpy() for g in grid], row_labels, title, [f"{s:+.1f}σ" for s in sigmas])
 
 
 def plot_interpolation(rows: list[tuple[str, torch.Tensor]], title: str) -> plt.Figure:
     """Each row (label, (steps, 1, H, W)) walks from one test image's code to another's."""
-    return _image_grid([r[:, 0].numpy() for _, r in rows], [label for label, _ in rows], title)
+    return image_grid([r[:, 0].numpy() for _, r in rows], [label for label, _ in rows], title)
 
 
 def plot_latent_2d(points: np.ndarray, labels: np.ndarray, classes: list[str], explained: np.ndarray, title: str) -> plt.Figure:
@@ -63,7 +63,7 @@ def plot_samples(images: np.ndarray, title: str, per_row: int = 16) -> plt.Figur
     """uint8 samples (N, H, W) in rows of ``per_row``."""
     n = len(images) // per_row * per_row
     rows = [images[i : i + per_row] / 255.0 for i in range(0, n, per_row)]
-    return _image_grid(rows, [""] * len(rows), title)
+    return image_grid(rows, [""] * len(rows), title)
 
 
 def plot_fgsm_curve(curve: pd.DataFrame, models: list[str], title: str) -> plt.Figure:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import numpy as np
 import pytest
 import yaml
 
@@ -77,9 +78,17 @@ def project(tmp_path_factory, root) -> Path:
     small = {"train_limit": 1000, "eval_limit": 300, "val_size": 200, "epochs": 1, "batch_size": 64, "width": 8, "hidden": 32}
     for stage in ("train_ae", "train_vae", "vae_anomaly"):
         params[stage] |= small
-    params["train_latent_probe"] |= {k: small[k] for k in ("train_limit", "eval_limit", "val_size", "epochs", "batch_size")} | {"head_hidden": 16}
+    # the probe needs a few epochs at a higher rate to learn anything from 1,000 images and a 1-epoch VAE
+    params["train_latent_probe"] |= {k: small[k] for k in ("train_limit", "eval_limit", "val_size", "batch_size")} | {
+        "head_hidden": 16, "epochs": 4, "lr": 0.01}
     params["sample_vae"]["n"] = 300
-    params["evaluate_samples"] |= {"floor_n": 300, "kid_subsets": 5, "kid_subset_size": 100}
+    params["evaluate_samples"] |= {"floor_n": 300, "kid_subsets": 5, "kid_subset_size": 100, "same_n": 70}
+    params["train_ddpm"] |= {"channels": 8, "mults": [1, 2], "attn_resolutions": [14], "heads": 2, "groups": 4, "timesteps": 100,
+                             "epochs": 1, "batch_size": 64, "train_limit": 512, "log_every": 2, "checkpoint_every": 4}
+    params["sample_ddpm"] |= {"samplers": {"ddpm": {"steps": 100, "n": 100, "n_unconditional": 70},
+                                           "ddim": {"steps": 10, "n": 100, "n_unconditional": 70},
+                                           "dpmpp": {"steps": 5, "n": 100, "n_unconditional": 70}},
+                              "batch_size": 100, "grid_per_class": 4, "trajectory_points": 4}
     params["attack_fgsm"] |= {"eps": [0.0, 0.05, 0.2], "example_eps": 0.2}
     (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git init -q -b main && dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", d)
@@ -117,6 +126,39 @@ def test_snakemake_builds_real_results(project):
     acc = json.loads((project / "results/train_classifier/mnist/metrics.json").read_text())["test"]["accuracy"]
     assert f"| mnist | ResNet-8 (bn, width 8) | {100 * acc:.2f} % |" in report
     assert "../figures/fashion_mnist/confusion.png" in report
+
+
+MNIST_SCORES = {f"evaluate_samples@ddpm_{s}{k}" for s in ("ddpm", "ddim", "dpmpp") for k in ("", "_uncond")}
+
+
+def test_snakemake_builds_the_ddpm_stages(project):
+    res = project / "results"
+    train = json.loads((res / "train_ddpm/metrics.json").read_text())
+    assert train["steps"] == 8 and train["parameters"] > 1000 and 0 < train["final_loss"] < 1.5
+    curve = (res / "train_ddpm/curves.tsv").read_text().splitlines()
+    assert curve[0].split("\t") == ["step", "epoch", "loss"] and len(curve) == 1 + 4
+    ck = project / "checkpoints/train_ddpm/state.pt"
+    assert ck.is_file()  # resumable state, outside the declared outputs
+    for s, nfe in (("ddpm", 200), ("ddim", 20), ("dpmpp", 10)):  # guidance: two network evaluations per step
+        m = json.loads((res / f"sample_ddpm/{s}/metrics.json").read_text())
+        assert m["nfe"] == nfe and m["n"] == 100 and m["seconds"] > 0
+        z = np.load(res / f"sample_ddpm/{s}/samples.npz")
+        assert z["images"].shape == (100, 28, 28) and z["images"].dtype == np.uint8 and str(z["dataset"]) == "mnist"
+        assert np.bincount(z["labels"]).tolist() == [10] * 10
+        assert (np.load(res / f"sample_ddpm/{s}/unconditional.npz")["labels"] == -1).sum() == 70
+        e = json.loads((res / f"evaluate_samples/ddpm_{s}/metrics.json").read_text())
+        assert e["n_conditional"] == 100 and 0 <= e["generation_accuracy"] <= 1 and e["same_n"]["n"] == 70 and e["fid"] > 0
+        assert set(e["generation_accuracy_per_class"]) == {str(c) for c in range(10)}
+        for fig in ("grid", "grid_unconditional", "trajectory"):
+            img = mpimg.imread(res / f"sample_ddpm/{s}/{fig}.png")
+            assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.02, (s, fig)
+    cmp = json.loads((res / "compare_samplers/metrics.json").read_text())
+    assert cmp["n_same"] == 70 and set(cmp["fid_ratio_to_ddpm"]) == {"ddim", "dpmpp"}
+    assert cmp["speedup_over_ddpm"]["dpmpp"] > 1
+    table = (res / "compare_samplers/samplers.tsv").read_text().splitlines()
+    assert [r.split("\t")[0] for r in table[1:]] == ["ddpm", "ddim", "dpmpp"]
+    report = (res / "report/report.md").read_text()
+    assert "### DDPM on MNIST" in report and f"{cmp['speedup_over_ddpm']['dpmpp']:.1f}" in report
 
 
 def test_snakemake_builds_the_autoencoder_stages(project):
@@ -174,16 +216,18 @@ def test_param_change_reruns_only_its_stage_and_descendants_under_snakemake(proj
 
 
 def test_param_change_reruns_only_its_stage_and_descendants_under_dvc(project):
-    sh("git checkout -q -b other-seed", project)
+    sh("git add -A && git commit -qm 'state of the previous tests' && git checkout -q -b other-seed", project)
     set_param(project, "train_classifier.mnist.seed", 1)
-    assert dvc_ran(sh("dvc repro", project)) == {"train_classifier@mnist", "figures@mnist", "reference_stats@mnist", "report"}
+    assert dvc_ran(sh("dvc repro", project)) == {"train_classifier@mnist", "figures@mnist", "reference_stats@mnist", "report",
+                                                 *MNIST_SCORES, "compare_samplers"}
     assert dvc_ran(sh("dvc repro", project)) == set()
     assert "Nothing to be done" in sh("snakemake -n", project)  # Snakemake catches up with DVC's run
     # the branch's metrics and curves compare with main's
     diff = json.loads(sh("dvc metrics diff main --json", project))
     mnist = diff["results/train_classifier/mnist/metrics.json"]
     assert mnist["test.accuracy"]["old"] != mnist["test.accuracy"]["new"] or mnist["train.loss"]["old"] != mnist["train.loss"]["new"]
-    assert set(diff) <= {"results/train_classifier/mnist/metrics.json", "results/reference_stats/mnist/metrics.json"}
+    assert set(diff) <= {"results/train_classifier/mnist/metrics.json", "results/reference_stats/mnist/metrics.json",
+                         "results/compare_samplers/metrics.json", *(f"results/evaluate_samples/{s[17:]}/metrics.json" for s in MNIST_SCORES)}
     plots = json.loads(sh("dvc plots diff main --json", project))["data"]
     for name in ("loss", "accuracy"):
         values = plots[name][0]["content"]["data"]["values"]
@@ -207,7 +251,7 @@ def test_snakemake_trusts_outputs_after_dvc_checkout(project):
     # dvc checkout after deleting outputs: every restored file gets a fresh, arbitrary mtime.
     for s in dvc_steps(project):
         for o in s.outs:
-            if not o.endswith(("metrics.json", "curves.tsv", "report.md")):  # git-tracked, not in the DVC cache
+            if not o.endswith((".json", ".tsv", ".md")):  # metrics, tables, report: git-tracked, not in the DVC cache
                 (project / o).unlink()
     sh("dvc checkout --quiet", project)
     dry = sh("snakemake -n", project)

@@ -69,6 +69,9 @@ _RESNET = ["src/genpipe/classifier.py", "src/genpipe/data.py", "src/genpipe/io.p
 _AE = ["src/genpipe/autoencoder.py", "src/genpipe/data.py", "src/genpipe/io.py", "src/genpipe/metrics.py",
        "src/genpipe/models/vae.py", "src/genpipe/train.py"]
 _PLOTS = ["src/genpipe/plots.py", "src/genpipe/vae_plots.py"]
+_DDPM = ["src/genpipe/data.py", "src/genpipe/diffusion.py", "src/genpipe/io.py", "src/genpipe/metrics.py",
+         "src/genpipe/models/unet.py", "src/genpipe/train.py"]
+_SAMPLING = sorted(_DDPM + _PLOTS + ["src/genpipe/ddpm.py", "src/genpipe/ddpm_plots.py", "src/genpipe/samples.py"])
 for _step, _mods in {
     "reference_stats": _RESNET + ["src/genpipe/evaluation.py", "src/genpipe/samples.py"],
     "evaluate_samples": _RESNET + ["src/genpipe/evaluation.py", "src/genpipe/samples.py"],
@@ -79,6 +82,9 @@ for _step, _mods in {
     "train_latent_probe": _AE + ["src/genpipe/latent_probe.py"],
     "attack_fgsm": sorted(set(_RESNET + _AE + _PLOTS)) + ["src/genpipe/adversarial.py", "src/genpipe/latent_probe.py"],
     "vae_anomaly": _AE + _PLOTS + ["src/genpipe/anomaly.py"],
+    "train_ddpm": _DDPM,
+    "sample_ddpm": _SAMPLING,
+    "compare_samplers": _SAMPLING,
 }.items():
     CODE[_step] = [f"scripts/{_step}.py"] + _mods
 
@@ -88,6 +94,11 @@ GENERATORS = {
     "vae": {"samples": "results/sample_vae/vae/samples.npz", "dataset": "fashion_mnist"},
     "ae_gaussian": {"samples": "results/sample_vae/ae_gaussian/samples.npz", "dataset": "fashion_mnist"},
 }
+SAMPLERS = ["ddpm", "ddim", "dpmpp"]  # genpipe.diffusion.SAMPLERS
+SAMPLE_KEYS = ["guidance_scale", "batch_size", "grid_per_class", "trajectory_points", "seed"]  # sample_ddpm's shared keys
+for _s in SAMPLERS:
+    GENERATORS[f"ddpm_{_s}"] = {"samples": f"results/sample_ddpm/{_s}/samples.npz", "dataset": "mnist"}
+    GENERATORS[f"ddpm_{_s}_uncond"] = {"samples": f"results/sample_ddpm/{_s}/unconditional.npz", "dataset": "mnist"}
 PROBE_VARIANTS = ["frozen", "finetune"]
 
 for _step in ("train_norm_study", "train_small_batch"):
@@ -102,6 +113,7 @@ wildcard_constraints:
     batch=r"\d+",
     generator="|".join(GENERATORS),
     variant="|".join(PROBE_VARIANTS),
+    sampler="|".join(SAMPLERS),
 
 
 def raw_paths(dataset):

@@ -17,6 +17,9 @@ rule report:
         probes=expand("results/train_latent_probe/{variant}/metrics.json", variant=PROBE_VARIANTS),
         fgsm=multiext("results/attack_fgsm/", "metrics.json", "curve.png", "examples.png"),
         anomaly=multiext("results/vae_anomaly/", "metrics.json", "roc.png", "scores.png"),
+        ddpm=["results/train_ddpm/metrics.json", "results/train_ddpm/config.json"],
+        samplers=multiext("results/compare_samplers/", "metrics.json", "samplers.tsv", "quality_vs_nfe.png", "loss.png"),
+        sample_grids=expand("results/sample_ddpm/{sampler}/{fig}.png", sampler=SAMPLERS, fig=["grid", "grid_unconditional", "trajectory"]),
     output:
         "results/report/report.md",
     conda:

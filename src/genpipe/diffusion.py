@@ -1,0 +1,266 @@
+"""DDPM training and sampling around our U-Net, with diffusers' schedulers (stages train_ddpm, sample_ddpm).
+
+Training is ε-prediction: x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε from ``DDPMScheduler.add_noise``, loss
+‖ε̂(x_t, t, c) - ε‖², the class dropped to the null label with probability ``p_uncond``. AdamW,
+gradient clipping, an EMA of the weights (``torch.optim.swa_utils``) which is what we sample.
+
+Resumable: every ``checkpoint_every`` steps (and at the end) the full training state — model, EMA,
+optimizer, RNG states, step — is written atomically to a checkpoint *outside* the declared outputs,
+keyed by the params; a rerun with the same params continues from it, so a killed run loses at most
+``checkpoint_every`` steps, and 2 epochs + 2 more equal 4 epochs straight, byte for byte (the
+learning rate depends on the step only: linear warm-up, then constant).
+
+Sampling: ``ddpm`` (ancestral, 1000 steps), ``ddim`` (η = 0) and ``dpmpp`` (DPM-Solver++ 2M)
+scheduler objects built from the training scheduler's config drive the EMA network, with
+classifier-free guidance ε̂ = ε̂(∅) + w (ε̂(c) - ε̂(∅)) for conditional samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from genpipe import data, io
+from genpipe.models.unet import UNet, UNetConfig, count_parameters
+from genpipe.train import set_determinism
+
+NET_KEYS = ("channels", "mults", "res_blocks", "attn_resolutions", "heads", "dropout", "groups")
+BETAS = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
+SAMPLERS = ("ddpm", "ddim", "dpmpp")
+DATASET = "mnist"
+
+
+def noise_scheduler(p: dict[str, Any]) -> DDPMScheduler:
+    """The forward process of training (``timesteps``, ``beta_schedule`` linear | cosine)."""
+    return DDPMScheduler(num_train_timesteps=p["timesteps"], beta_schedule=BETAS[p["beta_schedule"]], clip_sample=True)
+
+
+def sampler(name: str, train_scheduler_config: dict[str, Any]) -> SchedulerMixin:
+    """A sampling scheduler with the training schedule's betas."""
+    if name == "ddpm":
+        return DDPMScheduler.from_config(train_scheduler_config)
+    if name == "ddim":
+        return DDIMScheduler.from_config(train_scheduler_config)
+    if name == "dpmpp":
+        return DPMSolverMultistepScheduler.from_config(train_scheduler_config, algorithm_type="dpmsolver++", solver_order=2)
+    raise ValueError(f"unknown sampler {name!r}; expected one of {SAMPLERS}")
+
+
+def to_model_range(x_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) -> float (N, 1, H, W) in [-1, 1]."""
+    return x_uint8.float().div(127.5).sub(1.0).unsqueeze(1)
+
+
+def to_unit_range(x: torch.Tensor) -> torch.Tensor:
+    return x.add(1.0).div(2.0).clamp(0.0, 1.0)
+
+
+def build(p: dict[str, Any]) -> UNet:
+    return UNet(UNetConfig(**{k: p[k] for k in NET_KEYS}))
+
+
+def params_key(p: dict[str, Any]) -> str:
+    """Identifies the run a checkpoint belongs to: every param except the number of epochs."""
+    keep = {k: v for k, v in sorted(p.items()) if k not in ("epochs", "checkpoint_every")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _ema(model: UNet, decay: float) -> AveragedModel:
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with io.atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+class Trainer:
+    """ε-prediction training of ``build(p)`` on x0 in [-1, 1] with labels; resumable from ``checkpoint``."""
+
+    def __init__(self, p: dict[str, Any], checkpoint: Path) -> None:
+        self.p, self.checkpoint = p, checkpoint
+        torch.manual_seed(p["seed"])
+        self.model = build(p)
+        self.ema = _ema(self.model, p["ema_decay"])
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+        self.sched = noise_scheduler(p)
+        self.gen = torch.Generator().manual_seed(p["seed"])
+        self.step, self.rows = 0, []
+        self.key = params_key(p)
+
+    def state(self) -> dict[str, Any]:
+        return {"key": self.key, "step": self.step, "rows": self.rows, "model": self.model.state_dict(),
+                "ema": self.ema.state_dict(), "opt": self.opt.state_dict(), "gen": self.gen.get_state(),
+                "torch_rng": torch.get_rng_state()}
+
+    def try_resume(self) -> bool:
+        """Continue from the checkpoint if it belongs to these params (else start afresh and say why)."""
+        if not self.checkpoint.exists():
+            return False
+        ck = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        if ck["key"] != self.key:
+            print(f"ignoring {self.checkpoint}: written with other params ({ck['key']} != {self.key})", file=sys.stderr)
+            return False
+        self.model.load_state_dict(ck["model"])
+        self.ema.load_state_dict(ck["ema"])
+        self.opt.load_state_dict(ck["opt"])
+        self.gen.set_state(ck["gen"])
+        torch.set_rng_state(ck["torch_rng"])
+        self.step, self.rows = ck["step"], ck["rows"]
+        print(f"resuming from {self.checkpoint} at step {self.step}", file=sys.stderr)
+        return True
+
+    def lr_at(self, step: int) -> float:
+        return self.p["lr"] * min(1.0, (step + 1) / max(1, self.p["warmup_steps"]))
+
+    def loss(self, x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(x0.shape, generator=self.gen)
+        t = torch.randint(0, self.p["timesteps"], (len(x0),), generator=self.gen)
+        drop = torch.rand(len(x0), generator=self.gen) < self.p["p_uncond"]
+        y = torch.where(drop, torch.full_like(y, self.model.config.null_label), y)
+        xt = self.sched.add_noise(x0, noise, t)
+        return F.mse_loss(self.model(xt.contiguous(memory_format=torch.channels_last), t, y), noise)
+
+    def fit(self, x0: torch.Tensor, y: torch.Tensor, on_step: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+        """Train to ``epochs`` epochs in total (continuing the checkpoint's count); one curves row per ``log_every`` steps."""
+        p = self.p
+        self.try_resume()
+        self.model.to(memory_format=torch.channels_last)
+        steps_per_epoch = -(-len(x0) // p["batch_size"])
+        total = steps_per_epoch * p["epochs"]
+        bar = tqdm(total=total, initial=self.step, desc="train_ddpm", unit="step", mininterval=2.0)
+        running: list[float] = []
+        perm, perm_epoch = torch.empty(0, dtype=torch.long), -1
+        while self.step < total:
+            epoch, i = divmod(self.step, steps_per_epoch)
+            if perm_epoch != epoch:  # each epoch's order comes from (seed, epoch) alone: resumable at any step
+                perm = torch.randperm(len(x0), generator=torch.Generator().manual_seed(p["seed"] * 100_003 + epoch))
+                perm_epoch = epoch
+            idx = perm[i * p["batch_size"] : (i + 1) * p["batch_size"]]
+            self.model.train()
+            for g in self.opt.param_groups:
+                g["lr"] = self.lr_at(self.step)
+            loss = self.loss(x0[idx], y[idx])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"train_ddpm: loss is {loss.item()} at step {self.step}; the last good checkpoint {self.checkpoint} is kept "
+                    "(lower lr or raise grad_clip)")
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), p["grad_clip"])
+            self.opt.step()
+            self.ema.update_parameters(self.model)
+            self.step += 1
+            running.append(loss.item())
+            if self.step % p["log_every"] == 0 or self.step == total:
+                self.rows.append({"step": self.step, "epoch": round(self.step / steps_per_epoch, 3), "loss": round(sum(running) / len(running), 5)})
+                running = []
+                bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4f}", refresh=False)
+            if self.step % p["checkpoint_every"] == 0 or self.step == total:
+                _save_checkpoint(self.checkpoint, self.state())
+            bar.update(1)
+            if on_step:
+                on_step(self.step)
+        bar.close()
+        return self.rows
+
+    def ema_model(self) -> UNet:
+        return self.ema.module.eval()
+
+
+def guided_eps(model: UNet, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
+    """ε̂ with classifier-free guidance; rows with the null label get the unconditional ε̂ only."""
+    null = model.config.null_label
+    tt = t.expand(len(x))
+    if scale == 1.0 or bool((labels == null).all()):
+        return model(x, tt, labels)
+    both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, torch.full_like(labels, null)]))
+    cond, uncond = both.chunk(2)
+    guided = uncond + scale * (cond - uncond)
+    return torch.where((labels == null)[:, None, None, None], cond, guided)
+
+
+@torch.inference_mode()
+def sample(model: UNet, scheduler: SchedulerMixin, labels: torch.Tensor, steps: int, scale: float, seed: int,
+           batch_size: int = 500, snapshots: int = 0, progress: bool = True) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """Images in [0, 1] (N, 1, 28, 28) for ``labels`` (null label = unconditional), and ``snapshots``
+    {t: x_t} of the first batch at evenly spaced steps, the last being x_0 (key -1). Noise comes from ``seed``."""
+    model.eval()
+    cfg = model.config
+    gen = torch.Generator().manual_seed(seed)
+    out, snaps = [], {}
+    batches = range(0, len(labels), batch_size)
+    bar = tqdm(total=len(batches) * steps, desc=f"sample {type(scheduler).__name__}", unit="step", mininterval=2.0, disable=not progress)
+    for b in batches:
+        lab = labels[b : b + batch_size]
+        x = torch.randn((len(lab), cfg.in_channels, cfg.image_size, cfg.image_size), generator=gen)
+        x = x * scheduler.init_noise_sigma
+        scheduler.set_timesteps(steps)
+        keep = {round(i * steps / max(1, snapshots - 1)) for i in range(snapshots - 1)}
+        for k, t in enumerate(scheduler.timesteps):
+            if b == 0 and k in keep:
+                snaps[int(t)] = x.clone()
+            xin = scheduler.scale_model_input(x, t).contiguous(memory_format=torch.channels_last)
+            eps = guided_eps(model, xin, t.reshape(1), lab, scale)
+            x = scheduler.step(eps, t, x, generator=gen).prev_sample
+            bar.update(1)
+        if b == 0 and snapshots:
+            snaps[-1] = x.clone()  # the final sample, x_0
+        out.append(to_unit_range(x))
+    bar.close()
+    return torch.cat(out), snaps
+
+
+def timed_sample(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, dict[int, torch.Tensor], float]:
+    t0 = time.perf_counter()
+    x, snaps = sample(*args, **kwargs)
+    return x, snaps, time.perf_counter() - t0
+
+
+def train_stage(data_root: Path, out: Path, checkpoint: Path, p: dict[str, Any]) -> dict[str, Any]:
+    set_determinism(p["seed"])
+    x, y = data.load_split(data.get_spec(DATASET), data_root, train=True)
+    if p["train_limit"]:
+        x, y = x[: p["train_limit"]], y[: p["train_limit"]]
+    x0 = to_model_range(x)
+    trainer = Trainer(p, checkpoint)
+    print(f"train_ddpm: U-Net with {count_parameters(trainer.model):,} parameters on {len(x0)} MNIST images, "
+          f"{p['epochs']} epochs", file=sys.stderr)
+    start_step, t0 = trainer.step, time.perf_counter()
+    rows = trainer.fit(x0, y)
+    seconds = time.perf_counter() - t0
+    model = trainer.ema_model()
+    config = {**model.config.to_dict(), "dataset": DATASET, "scheduler": dict(trainer.sched.config)}
+    io.save_model(model, config, out / "model.safetensors", out / "config.json")
+    io.write_tsv(out / "curves.tsv", rows)
+    trained = (trainer.step - start_step) * p["batch_size"]
+    metrics = {
+        "final_loss": rows[-1]["loss"],
+        "steps": trainer.step,
+        "epochs": p["epochs"],
+        "parameters": count_parameters(model),
+        "train_seconds_this_run": round(seconds, 1),
+        "train_img_per_s": round(trained / seconds, 1) if trained else None,
+    }
+    io.write_json(out / "metrics.json", metrics)
+    print(f"train_ddpm: {trainer.step} steps, final loss {metrics['final_loss']:.4f}", file=sys.stderr)
+    return metrics
+
+
+def load(run_dir: Path) -> tuple[UNet, dict[str, Any]]:
+    """The EMA U-Net of a train_ddpm run (eval mode) and its config (with the noise schedule)."""
+    state, config = io.load_state(run_dir / "model.safetensors", run_dir / "config.json")
+    model = UNet(UNetConfig(**{k: config[k] for k in UNetConfig.__dataclass_fields__}))
+    model.load_state_dict(state)
+    return model.eval().to(memory_format=torch.channels_last), config

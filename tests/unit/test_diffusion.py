@@ -1,0 +1,115 @@
+"""DDPM training and sampling at tiny size: resume equals straight training, NaN stops, guidance."""
+
+import pytest
+import torch
+
+from genpipe import diffusion
+from genpipe.ddpm import balanced_labels
+
+P = dict(channels=8, mults=[1, 2], res_blocks=1, attn_resolutions=[14], heads=2, dropout=0.1, groups=4,
+         timesteps=100, beta_schedule="linear", p_uncond=0.2, ema_decay=0.9, lr=2e-3, weight_decay=0.0, warmup_steps=3,
+         grad_clip=1.0, batch_size=16, epochs=2, log_every=2, checkpoint_every=3, train_limit=None, seed=0)
+
+
+def _data(n=48):
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, 1, 28, 28, generator=g) * 2 - 1, torch.randint(0, 10, (n,), generator=g)
+
+
+def _states(trainer):
+    return {**{f"m.{k}": v for k, v in trainer.model.state_dict().items()}, **{f"e.{k}": v for k, v in trainer.ema.state_dict().items()}}
+
+
+def test_two_plus_two_epochs_equal_four_straight_byte_for_byte(tmp_path):
+    x, y = _data()
+    diffusion.Trainer(P, tmp_path / "a.pt").fit(x, y)  # 2 epochs, checkpoint at the end
+    resumed = diffusion.Trainer(P | {"epochs": 4}, tmp_path / "a.pt")
+    resumed.fit(x, y)  # continues at step 6
+    straight = diffusion.Trainer(P | {"epochs": 4}, tmp_path / "b.pt")
+    straight.fit(x, y)
+    a, b = _states(resumed), _states(straight)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.rows == straight.rows and resumed.step == straight.step == 12
+
+
+def test_a_killed_run_continues_from_its_last_checkpoint(tmp_path):
+    x, y = _data()
+
+    class Killed(Exception):
+        pass
+
+    def kill_at(step):
+        if step == 7:
+            raise Killed
+
+    with pytest.raises(Killed):
+        diffusion.Trainer(P | {"epochs": 4}, tmp_path / "k.pt").fit(x, y, on_step=kill_at)
+    assert torch.load(tmp_path / "k.pt", weights_only=False)["step"] == 6  # checkpoint_every = 3
+    resumed = diffusion.Trainer(P | {"epochs": 4}, tmp_path / "k.pt")
+    resumed.fit(x, y)
+    straight = diffusion.Trainer(P | {"epochs": 4}, tmp_path / "s.pt")
+    straight.fit(x, y)
+    a, b = _states(resumed), _states(straight)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path, capsys):
+    x, y = _data()
+    diffusion.Trainer(P, tmp_path / "c.pt").fit(x, y)
+    t = diffusion.Trainer(P | {"lr": 1e-3}, tmp_path / "c.pt")
+    assert not t.try_resume() and t.step == 0
+    assert "other params" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    x, y = _data()
+    t = diffusion.Trainer(P | {"epochs": 4}, tmp_path / "n.pt")
+
+    def poison(step):
+        if step == 4:  # after the checkpoint at step 3
+            with torch.no_grad():
+                t.model.conv_in.weight.fill_(float("nan"))
+
+    with pytest.raises(FloatingPointError, match="at step 4"):
+        t.fit(x, y, on_step=poison)
+    ck = torch.load(tmp_path / "n.pt", weights_only=False)
+    assert ck["step"] == 3 and all(torch.isfinite(v).all() for v in ck["model"].values())
+
+
+def test_training_lowers_the_loss(tmp_path):
+    x = torch.zeros(64, 1, 28, 28) - 1.0  # a black image: easy to denoise
+    x[:, :, 10:18, 10:18] = 1.0
+    t = diffusion.Trainer(P | {"epochs": 6, "dropout": 0.0, "p_uncond": 0.0}, tmp_path / "l.pt")
+    rows = t.fit(x, torch.zeros(64, dtype=torch.long))
+    assert rows[-1]["loss"] < 0.6 * rows[0]["loss"]
+
+
+def test_guidance_combines_conditional_and_null_predictions():
+    torch.manual_seed(0)
+    net = diffusion.build(P).eval()
+    torch.nn.init.normal_(net.label_emb.weight)
+    x, t = torch.randn(3, 1, 28, 28), torch.tensor([50])
+    labels = torch.tensor([2, 7, net.config.null_label])
+    cond, uncond = net(x, t.expand(3), labels), net(x, t.expand(3), torch.full((3,), net.config.null_label))
+    g = diffusion.guided_eps(net, x, t, labels, 3.0)
+    assert torch.allclose(g[:2], uncond[:2] + 3.0 * (cond[:2] - uncond[:2]), atol=1e-5)
+    assert torch.allclose(g[2], uncond[2], atol=1e-6)  # null-label rows are not guided
+    assert torch.allclose(diffusion.guided_eps(net, x, t, labels, 1.0), cond)
+
+
+@pytest.mark.parametrize("name, steps", [("ddpm", 100), ("ddim", 10), ("dpmpp", 5)])
+def test_each_sampler_gives_images_in_range_and_a_trajectory(name, steps):
+    torch.manual_seed(0)
+    net = diffusion.build(P).eval()
+    sched = diffusion.sampler(name, dict(diffusion.noise_scheduler(P).config))
+    labels = balanced_labels(12)
+    x, snaps = diffusion.sample(net, sched, labels, steps, 2.0, seed=0, batch_size=8, snapshots=4, progress=False)
+    assert x.shape == (12, 1, 28, 28) and x.min() >= 0 and x.max() <= 1
+    assert len(snaps) == 4 and -1 in snaps and max(snaps) >= 0.8 * 100
+    again, _ = diffusion.sample(net, sched, labels, steps, 2.0, seed=0, batch_size=8, progress=False)
+    assert torch.equal(x, again)  # seeded
+
+
+def test_unknown_sampler_is_named():
+    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
+        diffusion.sampler("euler", {})

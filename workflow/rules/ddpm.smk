@@ -1,0 +1,62 @@
+# Class-conditional DDPM on MNIST: training, three samplers, and their comparison (issue 3).
+# The samples are scored by evaluate_samples (rules/evaluate.smk) as generators ddpm_<sampler>
+# (conditional, guided) and ddpm_<sampler>_uncond.
+MNIST = raw_paths("mnist")
+SAMPLE_FILES = ["samples.npz", "unconditional.npz", "grid.png", "grid_unconditional.png", "trajectory.png", "metrics.json"]
+
+
+rule train_ddpm:
+    """Our U-Net, epsilon-prediction, EMA; resumable from checkpoints/train_ddpm/ (not an output)."""
+    input:
+        code=CODE["train_ddpm"],
+        data=MNIST,
+    output:
+        multiext("results/train_ddpm/", "model.safetensors", "config.json", "curves.tsv", "metrics.json"),
+    params:
+        tracked=stage_params("train_ddpm"),
+    threads: 2
+    priority: 2  # the longest chain of the DAG: train_ddpm -> sample_ddpm -> evaluate_samples
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/train_ddpm/train_ddpm.log",
+    shell:
+        "python scripts/train_ddpm.py --data data/raw/mnist --out results/train_ddpm 2>&1 | tee {log}"
+
+
+rule sample_ddpm:
+    """Guided conditional and unconditional samples of one sampler, grids, trajectory and timing."""
+    input:
+        code=CODE["sample_ddpm"],
+        model=multiext("results/train_ddpm/", "model.safetensors", "config.json"),
+    output:
+        multiext("results/sample_ddpm/{sampler}/", *SAMPLE_FILES),
+    params:
+        tracked=stage_params("sample_ddpm.samplers.{sampler}", *(f"sample_ddpm.{k}" for k in SAMPLE_KEYS)),
+    threads: 1
+    priority: 2
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/sample_ddpm/{sampler}.log",
+    shell:
+        "python scripts/sample_ddpm.py --sampler {wildcards.sampler} --model results/train_ddpm"
+        " --out results/sample_ddpm/{wildcards.sampler} 2>&1 | tee {log}"
+
+
+rule compare_samplers:
+    """Same-N FID, generation accuracy and time per sampler; loss curve and quality-vs-NFE figures."""
+    input:
+        code=CODE["compare_samplers"],
+        curves="results/train_ddpm/curves.tsv",
+        timing=expand("results/sample_ddpm/{sampler}/metrics.json", sampler=SAMPLERS),
+        scores=expand("results/evaluate_samples/ddpm_{sampler}{kind}/metrics.json", sampler=SAMPLERS, kind=["", "_uncond"]),
+    output:
+        multiext("results/compare_samplers/", "samplers.tsv", "metrics.json", "quality_vs_nfe.png", "loss.png"),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/compare_samplers/compare_samplers.log",
+    shell:
+        "python scripts/compare_samplers.py --train results/train_ddpm --samples results/sample_ddpm"
+        " --scores results/evaluate_samples --out results/compare_samplers 2>&1 | tee {log}"
