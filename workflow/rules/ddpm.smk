@@ -15,7 +15,7 @@ rule train_ddpm:
     params:
         tracked=stage_params("train_ddpm"),
     threads: 2
-    priority: 2  # the longest chain of the DAG: train_ddpm -> sample_ddpm -> evaluate_samples
+    priority: 10  # the longest chain: train_ddpm -> sample_ddpm (1000 steps). Above two priority-1 jobs together
     conda:
         "../../environment.yml"
     log:
@@ -34,7 +34,7 @@ rule sample_ddpm:
     params:
         tracked=stage_params("sample_ddpm.samplers.{sampler}", *(f"sample_ddpm.{k}" for k in SAMPLE_KEYS)),
     threads: 1
-    priority: 2
+    priority: 10
     conda:
         "../../environment.yml"
     log:
