@@ -25,6 +25,10 @@ from genpipe import data, io, samples
 from genpipe.classifier import load_model
 from genpipe.train import to_input
 
+# pytorch-fid's port of the TF Inception graph; torch.hub names files <name>-<first 8 hex of sha256>.pth
+INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+INCEPTION_SHA256_PREFIX = "6726825d"
+
 
 class ReferenceMismatchError(ValueError):
     """The reference statistics were computed with another classifier than the one given."""
@@ -78,6 +82,41 @@ def fid_kid(real: torch.Tensor, fake: torch.Tensor, kid_subsets: int, kid_subset
     return {"fid": round(fid.compute().item(), 4), "kid_mean": round(kid_mean.item(), 6), "kid_std": round(kid_std.item(), 6), "kid_subset_size": size}
 
 
+class InceptionWeightsError(ValueError):
+    """The configured Inception weights are missing or are not pytorch-fid's FID Inception."""
+
+
+def load_inception(path: Path, sha256_prefix: str = INCEPTION_SHA256_PREFIX) -> nn.Module:
+    """pytorch-fid's FID InceptionV3 (2048-d pool features) with weights from a local file.
+
+    The file is checked as torch.hub's ``check_hash`` does (its sha256 starts with the 8 hex digits
+    in its name), then handed to pytorch-fid instead of its download.
+    """
+    from unittest import mock
+
+    from pytorch_fid import inception
+
+    path = Path(path)
+    if not path.is_file():
+        raise InceptionWeightsError(f"evaluate_samples.inception_weights: {path} does not exist (expected pytorch-fid's {INCEPTION_FILE})")
+    digest = io.sha256_file(path)
+    if not digest.startswith(sha256_prefix):
+        raise InceptionWeightsError(f"{path}: sha256 {digest} does not start with {sha256_prefix}; expected pytorch-fid's {INCEPTION_FILE}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    with mock.patch.object(inception, "load_state_dict_from_url", lambda *a, **k: state):
+        model = inception.InceptionV3([inception.InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=True, normalize_input=True)
+    return model.eval()
+
+
+@torch.inference_mode()
+def inception_features(model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int = 100) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> (N, 2048) float64: grey to RGB, [0, 1], resized to 299 inside the model."""
+    x = torch.as_tensor(images)
+    out = [model(x[i : i + batch_size].float().div(255.0)[:, None].expand(-1, 3, -1, -1))[0].flatten(1)
+           for i in range(0, len(x), batch_size)]
+    return torch.cat(out).double()
+
+
 def reference_stats(dataset: str, data_root: Path, classifier_dir: Path, out: Path, p: dict[str, Any]) -> dict[str, Any]:
     """Test-split features and the real-vs-real floor (``floor_n`` training images vs test)."""
     spec = data.get_spec(dataset)
@@ -89,8 +128,11 @@ def reference_stats(dataset: str, data_root: Path, classifier_dir: Path, out: Pa
     train_f, _ = extract(x_train[pick])
     floor = fid_kid(test_f, train_f, p["kid_subsets"], p["kid_subset_size"], p["seed"])
     meta = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": str(extract.dim)}
+    tensors = {"test": test_f.float().contiguous(), "train": train_f.float().contiguous()}
+    if p.get("inception_weights"):  # 2048-d Inception pool features of the test split, for inception_fid
+        tensors["inception_test"] = inception_features(load_inception(Path(p["inception_weights"])), x_test).float().contiguous()
     with io.atomic_path(out / "features.safetensors") as tmp:
-        save_file({"test": test_f.float().contiguous(), "train": train_f.float().contiguous()}, str(tmp), metadata=meta)
+        save_file(tensors, str(tmp), metadata=meta)
     metrics = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": extract.dim,
                "n_test": len(test_f), "floor": {**floor, "n": len(train_f), "what": f"{len(train_f)} training images vs the test split"}}
     io.write_json(out / "metrics.json", metrics)
@@ -108,6 +150,14 @@ def load_reference(reference_dir: Path, classifier_sha256: str) -> tuple[torch.T
             f"{path} was computed with classifier sha256 {meta.get('classifier_sha256')}, but the classifier given has "
             f"{classifier_sha256}; rerun reference_stats")
     return test, io.read_json(reference_dir / "metrics.json")
+
+
+def load_reference_tensor(reference_dir: Path, name: str) -> torch.Tensor:
+    path = reference_dir / "features.safetensors"
+    with safe_open(str(path), framework="pt") as fh:
+        if name not in fh.keys():
+            raise KeyError(f"{path} has no {name!r} (it has {sorted(fh.keys())}); rerun reference_stats with the current params")
+        return fh.get_tensor(name).double()
 
 
 def evaluate_samples(samples_path: Path, classifier_dir: Path, reference_dir: Path, out: Path, p: dict[str, Any]) -> dict[str, Any]:
@@ -134,8 +184,18 @@ def evaluate_samples(samples_path: Path, classifier_dir: Path, reference_dir: Pa
     else:
         metrics["generation_accuracy"] = None
     metrics["predicted_class_histogram"] = np.bincount(logits.argmax(1).numpy(), minlength=logits.shape[1]).tolist()
-    metrics["inception_fid"] = None
-    metrics["inception_fid_reason"] = "no Inception weights configured (the hub is unreachable offline); FID uses the classifier's features"
+    if p.get("inception_weights") and len(images) <= 2048:
+        metrics["inception_fid"] = None
+        metrics["inception_fid_reason"] = f"Inception FID needs more samples than its 2048 feature dimensions; got {len(images)}"
+    elif p.get("inception_weights"):
+        real_inception = load_reference_tensor(reference_dir, "inception_test")
+        fake_inception = inception_features(load_inception(Path(p["inception_weights"])), images)
+        metrics["inception_fid"] = fid_kid(real_inception, fake_inception, p["kid_subsets"], p["kid_subset_size"], p["seed"])["fid"]
+    else:
+        metrics["inception_fid"] = None
+        metrics["inception_fid_reason"] = (
+            f"evaluate_samples.inception_weights is null: point it at pytorch-fid's {INCEPTION_FILE} (the hub is "
+            "unreachable offline); FID above uses the classifier's features")
     io.write_json(out / "metrics.json", metrics)
     return metrics
 

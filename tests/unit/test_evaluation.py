@@ -9,7 +9,7 @@ from genpipe import io, samples
 from genpipe.evaluation import ReferenceMismatchError, evaluate_samples, fid_kid, load_reference
 from genpipe.models.resnet import ResNet, ResNetConfig
 
-P = {"kid_subsets": 3, "kid_subset_size": 50, "seed": 0, "floor_n": 100}
+P = {"kid_subsets": 3, "kid_subset_size": 50, "seed": 0, "floor_n": 100, "same_n": 80, "inception_weights": None}
 
 
 def test_samples_round_trip_and_bad_files_name_the_problem(tmp_path):
@@ -81,7 +81,7 @@ def test_evaluate_samples_scores_generation_accuracy_against_the_classifier(tmp_
     assert m["generation_accuracy"] == pytest.approx((pred == labels[:100]).mean(), abs=1e-6)
     assert m["n"] == 120 and m["n_conditional"] == 100 and sum(m["predicted_class_histogram"]) == 120
     assert set(m["generation_accuracy_per_class"]) == {str(c) for c in range(10)}
-    assert m["fid"] > 0 and m["inception_fid"] is None and "Inception" in m["inception_fid_reason"]
+    assert m["fid"] > 0 and m["inception_fid"] is None and "inception_weights is null" in m["inception_fid_reason"]
     assert io.read_json(tmp_path / "out" / "metrics.json") == m
 
     save_file({"test": torch.zeros(3, 2)}, str(ref / "features.safetensors"), metadata={"classifier_sha256": "0" * 64})
@@ -90,3 +90,31 @@ def test_evaluate_samples_scores_generation_accuracy_against_the_classifier(tmp_
     samples.save(tmp_path / "f.npz", images, labels, "fashion_mnist")
     with pytest.raises(ValueError, match="holds fashion_mnist samples but .* is a mnist classifier"):
         evaluate_samples(tmp_path / "f.npz", clf_dir, ref, tmp_path / "out", P)
+
+
+def _random_fid_inception_state():
+    """pytorch-fid's FID Inception architecture with random weights: a state dict of the right shapes."""
+    from unittest import mock
+
+    from pytorch_fid import inception
+
+    with mock.patch.object(inception, "load_state_dict_from_url", lambda *a, **k: {}), \
+         mock.patch.object(torch.nn.Module, "load_state_dict", lambda self, sd, *a, **k: None):
+        return inception.fid_inception_v3().state_dict()
+
+
+def test_inception_weights_are_checked_then_loaded(tmp_path):
+    from genpipe.evaluation import INCEPTION_FILE, InceptionWeightsError, inception_features, load_inception
+    from genpipe.io import sha256_file
+
+    with pytest.raises(InceptionWeightsError, match="does not exist"):
+        load_inception(tmp_path / INCEPTION_FILE)
+    state = _random_fid_inception_state()
+    path = tmp_path / INCEPTION_FILE
+    torch.save(state, path)
+    with pytest.raises(InceptionWeightsError, match="does not start with 6726825d"):
+        load_inception(path)  # random weights: not pytorch-fid's file
+    model = load_inception(path, sha256_prefix=sha256_file(path)[:8])
+    assert torch.equal(model.state_dict()["blocks.0.0.conv.weight"], state["Conv2d_1a_3x3.conv.weight"])  # the file's weights
+    feats = inception_features(model, np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8))
+    assert feats.shape == (3, 2048) and feats.dtype == torch.float64 and torch.isfinite(feats).all()
