@@ -64,12 +64,13 @@ def theirs(m, x, t, y):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=15)
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=None, help="default: train_ddpm.batch_size")
     ap.add_argument("--samples", type=int, default=10, help="guided samples per sampler for the timing")
     ap.add_argument("--no-compile", action="store_true")
     a = ap.parse_args()
     p, sp = load_params("train_ddpm"), load_params("sample_ddpm")
     threads = torch.get_num_threads()
+    a.batch_size = a.batch_size or p["batch_size"]
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {threads} threads, batch {a.batch_size}")
 

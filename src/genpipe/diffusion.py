@@ -50,10 +50,11 @@ def sampler(name: str, train_scheduler_config: dict[str, Any]) -> SchedulerMixin
     """A sampling scheduler with the training schedule's betas."""
     if name == "ddpm":
         return DDPMScheduler.from_config(train_scheduler_config)
-    if name == "ddim":
-        return DDIMScheduler.from_config(train_scheduler_config)
-    if name == "dpmpp":
-        return DPMSolverMultistepScheduler.from_config(train_scheduler_config, algorithm_type="dpmsolver++", solver_order=2)
+    if name == "ddim":  # no clipping: DDIM's step reuses the unclipped ε with a clipped x0 (11 % accuracy instead of 82 %)
+        return DDIMScheduler.from_config(train_scheduler_config, clip_sample=False)
+    if name == "dpmpp":  # x0 kept in [-1, 1] by dynamic thresholding (like ddpm's clip_sample): 98 % accuracy instead of 83 %
+        return DPMSolverMultistepScheduler.from_config(train_scheduler_config, algorithm_type="dpmsolver++", solver_order=2,
+                                                       thresholding=True, sample_max_value=1.0)
     raise ValueError(f"unknown sampler {name!r}; expected one of {SAMPLERS}")
 
 

@@ -113,3 +113,11 @@ def test_each_sampler_gives_images_in_range_and_a_trajectory(name, steps):
 def test_unknown_sampler_is_named():
     with pytest.raises(ValueError, match="unknown sampler 'euler'"):
         diffusion.sampler("euler", {})
+
+
+def test_samplers_keep_x0_in_the_data_range_the_way_each_step_allows():
+    config = dict(diffusion.noise_scheduler(P).config)
+    assert diffusion.sampler("ddpm", config).config.clip_sample  # the posterior mean is recomputed from the clipped x0
+    assert not diffusion.sampler("ddim", config).config.clip_sample  # DDIM reuses the unclipped eps: clipping x0 breaks it
+    dpmpp = diffusion.sampler("dpmpp", config).config
+    assert dpmpp.thresholding and dpmpp.sample_max_value == 1.0 and dpmpp.algorithm_type == "dpmsolver++"
