@@ -67,6 +67,12 @@ def to_unit_range(x: torch.Tensor) -> torch.Tensor:
     return x.add(1.0).div(2.0).clamp(0.0, 1.0)
 
 
+def device() -> torch.device:
+    """CUDA when there is one (the ``full`` preset on a GPU machine), else CPU. Every random number
+    still comes from a seeded CPU generator, so CPU runs (and their resumption) are unchanged."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def build(p: dict[str, Any]) -> UNet:
     return UNet(UNetConfig(**{k: p[k] for k in NET_KEYS}))
 
@@ -92,7 +98,8 @@ class Trainer:
     def __init__(self, p: dict[str, Any], checkpoint: Path) -> None:
         self.p, self.checkpoint = p, checkpoint
         torch.manual_seed(p["seed"])
-        self.model = build(p)
+        self.device = device()
+        self.model = build(p).to(self.device)
         self.ema = _ema(self.model, p["ema_decay"])
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         self.sched = noise_scheduler(p)
@@ -130,6 +137,7 @@ class Trainer:
         t = torch.randint(0, self.p["timesteps"], (len(x0),), generator=self.gen)
         drop = torch.rand(len(x0), generator=self.gen) < self.p["p_uncond"]
         y = torch.where(drop, torch.full_like(y, self.model.config.null_label), y)
+        x0, noise, t, y = (v.to(self.device) for v in (x0, noise, t, y))
         xt = self.sched.add_noise(x0, noise, t)
         return F.mse_loss(self.model(xt.contiguous(memory_format=torch.channels_last), t, y), noise)
 
@@ -198,27 +206,27 @@ def sample(model: UNet, scheduler: SchedulerMixin, labels: torch.Tensor, steps: 
     """Images in [0, 1] (N, 1, 28, 28) for ``labels`` (null label = unconditional), and ``snapshots``
     {t: x_t} of the first batch at evenly spaced steps, the last being x_0 (key -1). Noise comes from ``seed``."""
     model.eval()
-    cfg = model.config
+    cfg, dev = model.config, next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     out, snaps = [], {}
     batches = range(0, len(labels), batch_size)
     bar = tqdm(total=len(batches) * steps, desc=f"sample {type(scheduler).__name__}", unit="step", mininterval=2.0, disable=not progress)
     for b in batches:
-        lab = labels[b : b + batch_size]
-        x = torch.randn((len(lab), cfg.in_channels, cfg.image_size, cfg.image_size), generator=gen)
+        lab = labels[b : b + batch_size].to(dev)
+        x = torch.randn((len(lab), cfg.in_channels, cfg.image_size, cfg.image_size), generator=gen).to(dev)
         x = x * scheduler.init_noise_sigma
         scheduler.set_timesteps(steps)
         keep = {round(i * steps / max(1, snapshots - 1)) for i in range(snapshots - 1)}
         for k, t in enumerate(scheduler.timesteps):
             if b == 0 and k in keep:
-                snaps[int(t)] = x.clone()
+                snaps[int(t)] = x.to("cpu", copy=True)
             xin = scheduler.scale_model_input(x, t).contiguous(memory_format=torch.channels_last)
-            eps = guided_eps(model, xin, t.reshape(1), lab, scale)
+            eps = guided_eps(model, xin, t.reshape(1).to(dev), lab, scale)
             x = scheduler.step(eps, t, x, generator=gen).prev_sample
             bar.update(1)
         if b == 0 and snapshots:
-            snaps[-1] = x.clone()  # the final sample, x_0
-        out.append(to_unit_range(x))
+            snaps[-1] = x.to("cpu", copy=True)  # the final sample, x_0
+        out.append(to_unit_range(x).cpu())
     bar.close()
     return torch.cat(out), snaps
 
@@ -241,7 +249,7 @@ def train_stage(data_root: Path, out: Path, checkpoint: Path, p: dict[str, Any])
     start_step, t0 = trainer.step, time.perf_counter()
     rows = trainer.fit(x0, y)
     seconds = time.perf_counter() - t0
-    model = trainer.ema_model()
+    model = trainer.ema_model().cpu()
     config = {**model.config.to_dict(), "dataset": DATASET, "scheduler": dict(trainer.sched.config)}
     io.save_model(model, config, out / "model.safetensors", out / "config.json")
     io.write_tsv(out / "curves.tsv", rows)
@@ -264,4 +272,4 @@ def load(run_dir: Path) -> tuple[UNet, dict[str, Any]]:
     state, config = io.load_state(run_dir / "model.safetensors", run_dir / "config.json")
     model = UNet(UNetConfig(**{k: config[k] for k in UNetConfig.__dataclass_fields__}))
     model.load_state_dict(state)
-    return model.eval().to(memory_format=torch.channels_last), config
+    return model.eval().to(device(), memory_format=torch.channels_last), config
