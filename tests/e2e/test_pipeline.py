@@ -82,8 +82,10 @@ def project(tmp_path_factory, root) -> Path:
     # and the frozen probe sat at chance (15 %); 3 epochs at 5e-3 give KL ~5 nats and a ~40 % probe
     params["train_vae"] |= {"epochs": 3, "lr": 0.005}
     # the probe needs a few epochs at a higher rate to learn anything from 1,000 images and a 1-epoch VAE
-    params["train_latent_probe"] |= {k: small[k] for k in ("train_limit", "eval_limit", "val_size", "batch_size")} | {
-        "head_hidden": 16, "epochs": 4, "lr": 0.01}
+    # eval_limit 200 = the classifiers': attack_fgsm scores all three models on the same first 200 test
+    # images, so its eps = 0 accuracy must equal each model's own test accuracy
+    params["train_latent_probe"] |= {k: small[k] for k in ("train_limit", "val_size", "batch_size")} | {
+        "eval_limit": TINY["eval_limit"], "head_hidden": 16, "epochs": 4, "lr": 0.01, "finetune_lr": 0.003}
     params["sample_vae"]["n"] = 300
     params["evaluate_samples"] |= {"floor_n": 300, "kid_subsets": 5, "kid_subset_size": 100, "same_n": 70}
     params["train_ddpm"] |= {"channels": 8, "mults": [1, 2], "attn_resolutions": [14], "heads": 2, "groups": 4, "timesteps": 100,
@@ -178,12 +180,13 @@ def test_snakemake_builds_the_autoencoder_stages(project):
     assert ref["n_test"] == 10000 and ref["floor"]["fid"] >= 0
     for v in ("frozen", "finetune"):
         m = json.loads((res / f"train_latent_probe/{v}/metrics.json").read_text())
-        assert m["test"]["n"] == 300 and 0.2 < m["test"]["accuracy"] <= 1.0, (v, m["test"])
+        assert m["test"]["n"] == 200 and 0.2 < m["test"]["accuracy"] <= 1.0, (v, m["test"])
     fgsm = json.loads((res / "attack_fgsm/metrics.json").read_text())
-    assert fgsm["n"] == 300 and fgsm["eps"] == [0.0, 0.05, 0.2]
+    assert fgsm["n"] == 200 and fgsm["eps"] == [0.0, 0.05, 0.2]
     for name in ("latent_frozen", "latent_finetune", "resnet"):
         acc = fgsm[name]["accuracy"]
         assert acc["0.0"] == pytest.approx(fgsm[name]["clean_accuracy"], abs=1e-6), name  # eps 0 = the clean test accuracy
+        assert fgsm[name]["clean_n"] == fgsm["n"], name
         assert acc["0.0"] >= acc["0.05"] >= acc["0.2"], (name, acc)  # the budget curve cannot rise
         assert fgsm[name]["accuracy_single_step"]["0.0"] == acc["0.0"]
     curve = (res / "attack_fgsm/curves.tsv").read_text().splitlines()
