@@ -129,7 +129,7 @@ def reference_stats(dataset: str, data_root: Path, classifier_dir: Path, out: Pa
     floor = fid_kid(test_f, train_f, p["kid_subsets"], p["kid_subset_size"], p["seed"])
     meta = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": str(extract.dim)}
     tensors = {"test": test_f.float().contiguous(), "train": train_f.float().contiguous()}
-    if p.get("inception_weights"):  # 2048-d Inception pool features of the test split, for inception_fid
+    if p["inception_weights"]:  # 2048-d Inception pool features of the test split, for inception_fid
         tensors["inception_test"] = inception_features(load_inception(Path(p["inception_weights"])), x_test).float().contiguous()
     with io.atomic_path(out / "features.safetensors") as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -160,6 +160,20 @@ def load_reference_tensor(reference_dir: Path, name: str) -> torch.Tensor:
         return fh.get_tensor(name).double()
 
 
+def _inception_fid(images: np.ndarray, reference_dir: Path, p: dict[str, Any]) -> dict[str, Any]:
+    """{"inception_fid": value} against the reference's Inception features, or None and the reason."""
+    if not p["inception_weights"]:
+        return {"inception_fid": None, "inception_fid_reason": (
+            f"evaluate_samples.inception_weights is null: point it at pytorch-fid's {INCEPTION_FILE} (the hub is "
+            "unreachable offline); FID above uses the classifier's features")}
+    if len(images) <= 2048:
+        return {"inception_fid": None,
+                "inception_fid_reason": f"Inception FID needs more samples than its 2048 feature dimensions; got {len(images)}"}
+    real = load_reference_tensor(reference_dir, "inception_test")
+    fake = inception_features(load_inception(Path(p["inception_weights"])), images)
+    return {"inception_fid": fid_kid(real, fake, p["kid_subsets"], p["kid_subset_size"], p["seed"])["fid"]}
+
+
 def evaluate_samples(samples_path: Path, classifier_dir: Path, reference_dir: Path, out: Path, p: dict[str, Any]) -> dict[str, Any]:
     """FID/KID against the test split, the floor for scale, and generation accuracy of labelled samples."""
     images, labels, dataset = samples.load(samples_path)
@@ -184,18 +198,7 @@ def evaluate_samples(samples_path: Path, classifier_dir: Path, reference_dir: Pa
     else:
         metrics["generation_accuracy"] = None
     metrics["predicted_class_histogram"] = np.bincount(logits.argmax(1).numpy(), minlength=logits.shape[1]).tolist()
-    if p.get("inception_weights") and len(images) <= 2048:
-        metrics["inception_fid"] = None
-        metrics["inception_fid_reason"] = f"Inception FID needs more samples than its 2048 feature dimensions; got {len(images)}"
-    elif p.get("inception_weights"):
-        real_inception = load_reference_tensor(reference_dir, "inception_test")
-        fake_inception = inception_features(load_inception(Path(p["inception_weights"])), images)
-        metrics["inception_fid"] = fid_kid(real_inception, fake_inception, p["kid_subsets"], p["kid_subset_size"], p["seed"])["fid"]
-    else:
-        metrics["inception_fid"] = None
-        metrics["inception_fid_reason"] = (
-            f"evaluate_samples.inception_weights is null: point it at pytorch-fid's {INCEPTION_FILE} (the hub is "
-            "unreachable offline); FID above uses the classifier's features")
+    metrics |= _inception_fid(images, reference_dir, p)
     io.write_json(out / "metrics.json", metrics)
     return metrics
 
