@@ -5,6 +5,7 @@ import torch
 
 from genpipe import diffusion
 from genpipe.ddpm import balanced_labels
+from genpipe.params import load_params
 
 P = dict(channels=8, mults=[1, 2], res_blocks=1, attn_resolutions=[14], heads=2, dropout=0.1, groups=4,
          timesteps=100, beta_schedule="linear", p_uncond=0.2, ema_decay=0.9, lr=2e-3, weight_decay=0.0, warmup_steps=3,
@@ -121,3 +122,11 @@ def test_samplers_keep_x0_in_the_data_range_the_way_each_step_allows():
     assert not diffusion.sampler("ddim", config).config.clip_sample  # DDIM reuses the unclipped eps: clipping x0 breaks it
     dpmpp = diffusion.sampler("dpmpp", config).config
     assert dpmpp.thresholding and dpmpp.sample_max_value == 1.0 and dpmpp.algorithm_type == "dpmsolver++"
+
+
+def test_an_ema_that_still_holds_the_untrained_weights_is_warned_of():
+    # the full preset (decay 0.999) cut to 2 epochs on a GPU: 0.999 ** 937 = 39 % of step 1's weights
+    assert "39%" in diffusion.ema_warning({"ema_decay": 0.999}, 938)
+    assert diffusion.ema_warning({"ema_decay": 0.999}, 9380) is None  # 20 epochs
+    defaults = load_params("train_ddpm")
+    assert diffusion.ema_warning(defaults, -(-60_000 // defaults["batch_size"]) * defaults["epochs"]) is None
