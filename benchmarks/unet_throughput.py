@@ -7,12 +7,13 @@
 2. Sampling time per sampler (ms per guided sample) with the pipeline's step counts.
 3. FID/KID evaluation time of ``evaluate_samples`` for 1,000 and 10,000 samples (features included).
 
-    PYTHONPATH=src python benchmarks/unet_throughput.py [--steps 15] [--rounds 3] [--no-compile]
+    PYTHONPATH=src python benchmarks/unet_throughput.py [--steps 10] [--rounds 9] [--no-compile]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -68,8 +69,8 @@ def theirs(m, x, t, y):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=15, help="training steps per measurement")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved measurements per model; the best is kept")
+    ap.add_argument("--steps", type=int, default=10, help="training steps per measurement")
+    ap.add_argument("--rounds", type=int, default=9, help="interleaved measurements per model")
     ap.add_argument("--batch-size", type=int, default=None, help="default: train_ddpm.batch_size")
     ap.add_argument("--samples", type=int, default=10, help="guided samples per sampler for the timing")
     ap.add_argument("--no-compile", action="store_true")
@@ -87,19 +88,21 @@ def main() -> None:
     if not a.no_compile:
         rows.append(("ours, channels_last, torch.compile", torch.compile(diffusion.build(p)), ours, True))
     steppers = [(name, count_parameters(model), TrainStep(model, fwd, a.batch_size, cl)) for name, model, fwd, cl in rows]
-    best = {name: 0.0 for name, _, _ in steppers}
-    for _ in range(a.rounds):  # interleaved rounds, best of each: drift in the machine's speed hits every model alike
+    rounds: dict[str, list[float]] = {name: [] for name, _, _ in steppers}
+    for _ in range(a.rounds):  # interleaved rounds: drift in the machine's speed hits every model alike
         for name, _, st in steppers:
-            best[name] = max(best[name], st.ips(a.steps))
-    results = [(name, n, best[name]) for name, n, _ in steppers]
+            rounds[name].append(st.ips(a.steps))
+    results = [(name, n, rounds[name]) for name, n, _ in steppers]
     torch.set_num_threads(1)
     one = TrainStep(diffusion.build(p), ours, a.batch_size, True)
-    results.append(("ours, channels_last, 1 thread", results[0][1], max(one.ips(a.steps) for _ in range(a.rounds))))
+    results.append(("ours, channels_last, 1 thread", results[0][1], [one.ips(a.steps) for _ in range(3)]))
     torch.set_num_threads(threads)
-    base = results[0][2]
-    print(f"\n1. training throughput\n{'model':42} {'params':>9} {'img/s':>7} {'ratio':>6}")
+    base = rounds[results[0][0]]
+    print(f"\n1. training throughput (best of {a.rounds} rounds; ratio to ours: median over rounds of the same round's "
+          f"ratio, [min, max])\n{'model':42} {'params':>9} {'img/s':>7} {'ratio':>6}  range")
     for name, n, ips in results:
-        print(f"{name:42} {n:9,d} {ips:7.0f} {ips / base:6.2f}")
+        ratios = sorted(x / b for x, b in zip(ips, base))
+        print(f"{name:42} {n:9,d} {max(ips):7.0f} {statistics.median(ratios):6.2f}  [{ratios[0]:.2f}, {ratios[-1]:.2f}]")
 
     print(f"\n2. sampling, guidance {sp['guidance_scale']} ({a.samples} samples, batch {a.samples}, {threads} threads)")
     net = diffusion.build(p).eval().to(memory_format=torch.channels_last)
