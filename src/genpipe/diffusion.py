@@ -46,6 +46,12 @@ def noise_scheduler(p: dict[str, Any]) -> DDPMScheduler:
     return DDPMScheduler(num_train_timesteps=p["timesteps"], beta_schedule=BETAS[p["beta_schedule"]], clip_sample=True)
 
 
+def scheduler_config(sched: SchedulerMixin) -> dict[str, Any]:
+    """The schedule's public config, without diffusers' private keys: ``_use_default_values`` is a list
+    made from a set, so its order (and the saved model's bytes) changed with each process's hash seed."""
+    return {k: v for k, v in sorted(sched.config.items()) if not k.startswith("_")}
+
+
 def sampler(name: str, train_scheduler_config: dict[str, Any]) -> SchedulerMixin:
     """A sampling scheduler with the training schedule's betas."""
     if name == "ddpm":
@@ -262,7 +268,7 @@ def train_stage(data_root: Path, out: Path, checkpoint: Path, p: dict[str, Any])
     rows = trainer.fit(x0, y)
     seconds = time.perf_counter() - t0
     model = trainer.ema_model().cpu()
-    config = {**model.config.to_dict(), "dataset": DATASET, "scheduler": dict(trainer.sched.config)}
+    config = {**model.config.to_dict(), "dataset": DATASET, "scheduler": scheduler_config(trainer.sched)}
     io.save_model(model, config, out / "model.safetensors", out / "config.json")
     io.write_tsv(out / "curves.tsv", rows)
     trained = (trainer.step - start_step) * p["batch_size"]

@@ -130,3 +130,21 @@ def test_an_ema_that_still_holds_the_untrained_weights_is_warned_of():
     assert diffusion.ema_warning({"ema_decay": 0.999}, 9380) is None  # 20 epochs
     defaults = load_params("train_ddpm")
     assert diffusion.ema_warning(defaults, -(-60_000 // defaults["batch_size"]) * defaults["epochs"]) is None
+
+
+def test_the_saved_schedule_config_does_not_depend_on_the_hash_seed():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json; from genpipe import diffusion; "
+            "print(json.dumps(diffusion.scheduler_config(diffusion.noise_scheduler({'timesteps': 100, 'beta_schedule': 'linear'}))))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(outs) == 1
+    config = json.loads(outs.pop())
+    assert config["num_train_timesteps"] == 100 and not any(k.startswith("_") for k in config)
+    # and it still builds every sampler
+    for name in diffusion.SAMPLERS:
+        assert diffusion.sampler(name, config).config.num_train_timesteps == 100
