@@ -47,9 +47,12 @@ def noise_scheduler(p: dict[str, Any]) -> DDPMScheduler:
 
 
 def scheduler_config(sched: SchedulerMixin) -> dict[str, Any]:
-    """The schedule's public config, without diffusers' private keys: ``_use_default_values`` is a list
-    made from a set, so its order (and the saved model's bytes) changed with each process's hash seed."""
-    return {k: v for k, v in sorted(sched.config.items()) if not k.startswith("_")}
+    """The keys the schedule was built with, sorted; values left at their defaults are left out, as
+    diffusers' ``from_config`` does with its ``_use_default_values`` list, so each sampler class keeps
+    its own defaults (DPM-Solver++'s "linspace" timestep spacing, not DDPM's "leading"). That list
+    comes from a set: saved as is, its order (and the model file's bytes) followed the hash seed."""
+    defaults = set(sched.config.get("_use_default_values", ()))
+    return {k: v for k, v in sorted(sched.config.items()) if not k.startswith("_") and k not in defaults}
 
 
 def sampler(name: str, train_scheduler_config: dict[str, Any]) -> SchedulerMixin:
