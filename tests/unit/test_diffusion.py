@@ -1,5 +1,10 @@
 """DDPM training and sampling at tiny size: resume equals straight training, NaN stops, guidance."""
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -133,11 +138,6 @@ def test_an_ema_that_still_holds_the_untrained_weights_is_warned_of():
 
 
 def test_the_saved_schedule_config_does_not_depend_on_the_hash_seed():
-    import json
-    import os
-    import subprocess
-    import sys
-
     code = ("import json; from genpipe import diffusion; "
             "print(json.dumps(diffusion.scheduler_config(diffusion.noise_scheduler({'timesteps': 100, 'beta_schedule': 'linear'}))))")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
