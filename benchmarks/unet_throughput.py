@@ -3,7 +3,8 @@
 1. Training throughput (img/s, ε-prediction step with AdamW) of our U-Net (params.yaml's
    train_ddpm) and of a diffusers ``UNet2DModel`` of about the same parameter count and depth
    (same channels per level, one ResNet block per level, attention at 7×7, class embedding),
-   each as a ratio to ours; and ours with contiguous memory, with ``torch.compile``, on 1 thread.
+   each as a ratio to ours (fp32, channels_last); both nets also in bf16 autocast (the pipeline's
+   default ``precision`` on this CPU), and ours with contiguous memory, ``torch.compile``, 1 thread.
 2. Sampling time per sampler (ms per guided sample) with the pipeline's step counts.
 3. FID/KID evaluation time of ``evaluate_samples`` for 1,000 and 10,000 samples (features included).
 
@@ -41,9 +42,9 @@ def diffusers_twin(p: dict) -> UNet2DModel:
 class TrainStep:
     """One ε-prediction step with AdamW on a fixed batch; ``ips(steps)`` times ``steps`` of them."""
 
-    def __init__(self, model: torch.nn.Module, forward, batch: int, channels_last: bool) -> None:
+    def __init__(self, model: torch.nn.Module, forward, batch: int, channels_last: bool, precision: str = "fp32") -> None:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
-        self.model, self.forward = model.to(memory_format=fmt).train(), forward
+        self.model, self.forward, self.precision = model.to(memory_format=fmt).train(), forward, precision
         self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         self.x = torch.randn(batch, 1, 28, 28).contiguous(memory_format=fmt)
         self.t, self.y = torch.randint(0, 1000, (batch,)), torch.randint(0, 11, (batch,))
@@ -52,7 +53,9 @@ class TrainStep:
     def ips(self, steps: int) -> float:
         t0 = time.perf_counter()
         for _ in range(steps):
-            loss = F.mse_loss(self.forward(self.model, self.x, self.t, self.y), self.x)
+            with diffusion.autocast(self.precision, self.x.device):
+                eps = self.forward(self.model, self.x, self.t, self.y)
+            loss = F.mse_loss(eps.float(), self.x)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -81,13 +84,15 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {threads} threads, batch {a.batch_size}")
 
-    rows = [("ours, channels_last", diffusion.build(p), ours, True),
-            ("ours, contiguous", diffusion.build(p), ours, False),
-            ("diffusers UNet2DModel, channels_last", diffusers_twin(p), theirs, True),
-            ("diffusers UNet2DModel, contiguous", diffusers_twin(p), theirs, False)]
+    rows = [("ours, channels_last", diffusion.build(p), ours, True, "fp32"),
+            ("ours, contiguous", diffusion.build(p), ours, False, "fp32"),
+            ("diffusers UNet2DModel, channels_last", diffusers_twin(p), theirs, True, "fp32"),
+            ("diffusers UNet2DModel, contiguous", diffusers_twin(p), theirs, False, "fp32"),
+            ("ours, bf16, contiguous", diffusion.build(p), ours, False, "bf16"),
+            ("diffusers UNet2DModel, bf16, contiguous", diffusers_twin(p), theirs, False, "bf16")]
     if not a.no_compile:
-        rows.append(("ours, channels_last, torch.compile", torch.compile(diffusion.build(p)), ours, True))
-    steppers = [(name, count_parameters(model), TrainStep(model, fwd, a.batch_size, cl)) for name, model, fwd, cl in rows]
+        rows.append(("ours, channels_last, torch.compile", torch.compile(diffusion.build(p)), ours, True, "fp32"))
+    steppers = [(name, count_parameters(model), TrainStep(model, fwd, a.batch_size, cl, prec)) for name, model, fwd, cl, prec in rows]
     rounds: dict[str, list[float]] = {name: [] for name, _, _ in steppers}
     for _ in range(a.rounds):  # interleaved rounds: drift in the machine's speed hits every model alike
         for name, _, st in steppers:
@@ -104,14 +109,15 @@ def main() -> None:
         ratios = sorted(x / b for x, b in zip(ips, base))
         print(f"{name:42} {n:9,d} {max(ips):7.0f} {statistics.median(ratios):6.2f}  [{ratios[0]:.2f}, {ratios[-1]:.2f}]")
 
-    print(f"\n2. sampling, guidance {sp['guidance_scale']} ({a.samples} samples, batch {a.samples}, {threads} threads)")
+    print(f"\n2. sampling, guidance {sp['guidance_scale']} ({a.samples} samples, batch {a.samples}, {threads} threads, {sp['precision']})")
     net = diffusion.build(p).eval().to(memory_format=torch.channels_last)
     config = dict(diffusion.noise_scheduler(p).config)
     labels = torch.arange(a.samples) % 10
     times = {}
     for name in diffusion.SAMPLERS:
         steps = sp["samplers"][name]["steps"]
-        _, _, sec = diffusion.timed_sample(net, diffusion.sampler(name, config), labels, steps, sp["guidance_scale"], 0, a.samples, progress=False)
+        _, _, sec = diffusion.timed_sample(net, diffusion.sampler(name, config), labels, steps, sp["guidance_scale"], 0, a.samples,
+                                           progress=False, precision=sp["precision"])
         times[name] = 1000 * sec / a.samples
         print(f"{name:6} {steps:5d} steps  {times[name]:9.1f} ms/sample  speed-up over ddpm {times['ddpm'] / times[name]:6.1f}")
 

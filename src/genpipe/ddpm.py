@@ -34,8 +34,10 @@ def sample_stage(model_dir: Path, name: str, out: Path, p: dict[str, Any]) -> di
     cond = balanced_labels(sp["n"])
     uncond = torch.full((sp["n_unconditional"],), model.config.null_label)
     scale = p["guidance_scale"]
-    x_c, snaps, sec_c = diffusion.timed_sample(model, sched, cond, sp["steps"], scale, p["seed"], p["batch_size"], snapshots=p["trajectory_points"])
-    x_u, _, sec_u = diffusion.timed_sample(model, sched, uncond, sp["steps"], 1.0, p["seed"] + 1, p["batch_size"])
+    prec = p["precision"]
+    x_c, snaps, sec_c = diffusion.timed_sample(model, sched, cond, sp["steps"], scale, p["seed"], p["batch_size"],
+                                               snapshots=p["trajectory_points"], precision=prec)
+    x_u, _, sec_u = diffusion.timed_sample(model, sched, uncond, sp["steps"], 1.0, p["seed"] + 1, p["batch_size"], precision=prec)
     samples.save(out / "samples.npz", samples.to_uint8(x_c), cond.numpy(), diffusion.DATASET)
     samples.save(out / "unconditional.npz", samples.to_uint8(x_u), np.full(len(uncond), samples.UNCONDITIONAL), diffusion.DATASET)
     title = f"{name}, {sp['steps']} steps"
@@ -54,6 +56,7 @@ def sample_stage(model_dir: Path, name: str, out: Path, p: dict[str, Any]) -> di
         "seconds_unconditional": round(sec_u, 2),
         "ms_per_sample": round(1000 * sec_c / max(1, sp["n"]), 3),
         "threads": torch.get_num_threads(),
+        "precision": prec,
     }
     io.write_json(out / "metrics.json", metrics)
     print(f"sample_ddpm {name}: {sp['n']} conditional in {sec_c:.1f} s ({metrics['ms_per_sample']:.1f} ms/sample), "
@@ -74,7 +77,7 @@ def compare_stage(train_dir: Path, sample_root: Path, eval_root: Path, out: Path
             "fid": e["fid"], "kid_mean": e["kid_mean"],
             "n_same": e["same_n"]["n"], "fid_same_n": e["same_n"]["fid"], "kid_same_n": e["same_n"]["kid_mean"],
             "generation_accuracy": e["generation_accuracy"], "fid_unconditional": u["fid"],
-            "ms_per_sample": s["ms_per_sample"], "seconds": s["seconds"],
+            "ms_per_sample": s["ms_per_sample"], "seconds": s["seconds"], "precision": s["precision"],
         })
     table = pd.DataFrame(rows)
     if table["n_same"].nunique() != 1:
@@ -87,7 +90,7 @@ def compare_stage(train_dir: Path, sample_root: Path, eval_root: Path, out: Path
     ref = by["ddpm"]
     metrics = {
         "n_same": ref["n_same"],
-        **{name: {k: r[k] for k in ("steps", "nfe", "fid_same_n", "kid_same_n", "generation_accuracy", "ms_per_sample")}
+        **{name: {k: r[k] for k in ("steps", "nfe", "fid_same_n", "kid_same_n", "generation_accuracy", "ms_per_sample", "precision")}
            for name, r in by.items()},
         "fid_ratio_to_ddpm": {n: round(by[n]["fid_same_n"] / ref["fid_same_n"], 4) for n in ("ddim", "dpmpp")},
         "speedup_over_ddpm": {n: round(ref["ms_per_sample"] / by[n]["ms_per_sample"], 2) for n in ("ddim", "dpmpp")},

@@ -13,10 +13,16 @@ learning rate depends on the step only: linear warm-up, then constant).
 Sampling: ``ddpm`` (ancestral, 1000 steps), ``ddim`` (η = 0) and ``dpmpp`` (DPM-Solver++ 2M)
 scheduler objects built from the training scheduler's config drive the EMA network, with
 classifier-free guidance ε̂ = ε̂(∅) + w (ε̂(c) - ε̂(∅)) for conditional samples.
+
+Precision (``precision`` of both stages): ``bf16`` runs the network under ``torch.autocast`` —
+convolutions and matmuls in bfloat16; weights, norms, softmax, the loss, the optimizer and the
+schedulers' arithmetic in float32. On this CPU (AMD EPYC with avx512_bf16) it samples 2.0× and
+trains 1.3× faster than fp32 with the same quality (README); ``fp32`` is the exact path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -38,6 +44,7 @@ from genpipe.train import set_determinism
 NET_KEYS = ("channels", "mults", "res_blocks", "attn_resolutions", "heads", "dropout", "groups")
 BETAS = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
+PRECISIONS = ("fp32", "bf16")
 DATASET = "mnist"
 
 
@@ -80,6 +87,19 @@ def device() -> torch.device:
     """CUDA when there is one (the ``full`` preset on a GPU machine), else CPU. Every random number
     still comes from a seeded CPU generator, so CPU runs (and their resumption) are unchanged."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(precision: str, dev: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """The network's forward pass in ``precision`` (see the module docstring)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    return torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
+def memory_format(precision: str) -> torch.memory_format:
+    """The faster activation layout for ``precision`` on this CPU: channels_last for fp32 (1.1× over
+    contiguous), contiguous for bf16 (measured: bf16 in channels_last runs at half the speed)."""
+    return torch.contiguous_format if precision == "bf16" else torch.channels_last
 
 
 def build(p: dict[str, Any]) -> UNet:
@@ -125,6 +145,7 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(p["seed"])
         self.step, self.rows = 0, []
         self.key = params_key(p)
+        self.layout = memory_format(p["precision"])
 
     def state(self) -> dict[str, Any]:
         return {"key": self.key, "step": self.step, "rows": self.rows, "model": self.model.state_dict(),
@@ -158,13 +179,15 @@ class Trainer:
         y = torch.where(drop, torch.full_like(y, self.model.config.null_label), y)
         x0, noise, t, y = (v.to(self.device) for v in (x0, noise, t, y))
         xt = self.sched.add_noise(x0, noise, t)
-        return F.mse_loss(self.model(xt.contiguous(memory_format=torch.channels_last), t, y), noise)
+        with autocast(self.p["precision"], self.device):
+            eps = self.model(xt.contiguous(memory_format=self.layout), t, y)
+        return F.mse_loss(eps.float(), noise)
 
     def fit(self, x0: torch.Tensor, y: torch.Tensor, on_step: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
         """Train to ``epochs`` epochs in total (continuing the checkpoint's count); one curves row per ``log_every`` steps."""
         p = self.p
         self.try_resume()
-        self.model.to(memory_format=torch.channels_last)
+        self.model.to(memory_format=self.layout)
         steps_per_epoch = -(-len(x0) // p["batch_size"])
         total = steps_per_epoch * p["epochs"]
         bar = tqdm(total=total, initial=self.step, desc="train_ddpm", unit="step", mininterval=2.0)
@@ -208,12 +231,12 @@ class Trainer:
 
 
 def guided_eps(model: UNet, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
-    """ε̂ with classifier-free guidance; rows with the null label get the unconditional ε̂ only."""
+    """ε̂ (float32) with classifier-free guidance; rows with the null label get the unconditional ε̂ only."""
     null = model.config.null_label
     tt = t.expand(len(x))
     if scale == 1.0 or bool((labels == null).all()):
-        return model(x, tt, labels)
-    both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, torch.full_like(labels, null)]))
+        return model(x, tt, labels).float()
+    both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, torch.full_like(labels, null)])).float()
     cond, uncond = both.chunk(2)
     guided = uncond + scale * (cond - uncond)
     return torch.where((labels == null)[:, None, None, None], cond, guided)
@@ -221,10 +244,13 @@ def guided_eps(model: UNet, x: torch.Tensor, t: torch.Tensor, labels: torch.Tens
 
 @torch.inference_mode()
 def sample(model: UNet, scheduler: SchedulerMixin, labels: torch.Tensor, steps: int, scale: float, seed: int,
-           batch_size: int = 500, snapshots: int = 0, progress: bool = True) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+           batch_size: int = 500, snapshots: int = 0, progress: bool = True, precision: str = "fp32",
+           ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """Images in [0, 1] (N, 1, 28, 28) for ``labels`` (null label = unconditional), and ``snapshots``
-    {t: x_t} of the first batch at evenly spaced steps, the last being x_0 (key -1). Noise comes from ``seed``."""
-    model.eval()
+    {t: x_t} of the first batch at evenly spaced steps, the last being x_0 (key -1). Noise comes from
+    ``seed``; the network runs in ``precision``, x_t and the scheduler in float32."""
+    layout = memory_format(precision)
+    model.eval().to(memory_format=layout)
     cfg, dev = model.config, next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     out, snaps = [], {}
@@ -239,8 +265,9 @@ def sample(model: UNet, scheduler: SchedulerMixin, labels: torch.Tensor, steps: 
         for k, t in enumerate(scheduler.timesteps):
             if b == 0 and k in keep:
                 snaps[int(t)] = x.to("cpu", copy=True)
-            xin = scheduler.scale_model_input(x, t).contiguous(memory_format=torch.channels_last)
-            eps = guided_eps(model, xin, t.reshape(1).to(dev), lab, scale)
+            xin = scheduler.scale_model_input(x, t).contiguous(memory_format=layout)
+            with autocast(precision, dev):
+                eps = guided_eps(model, xin, t.reshape(1).to(dev), lab, scale)
             x = scheduler.step(eps, t, x, generator=gen).prev_sample
             bar.update(1)
         if b == 0 and snapshots:
@@ -280,6 +307,7 @@ def train_stage(data_root: Path, out: Path, checkpoint: Path, p: dict[str, Any])
         "steps": trainer.step,
         "epochs": p["epochs"],
         "parameters": count_parameters(model),
+        "precision": p["precision"],
         "train_seconds_this_run": round(seconds, 1),
         "train_img_per_s": round(trained / seconds, 1) if trained else None,
     }

@@ -213,7 +213,8 @@ def ddpm_tables(results: Path) -> str:
     floor = read_json(results / "reference_stats" / "mnist" / "metrics.json")["floor"]
     r, sp = cmp["fid_ratio_to_ddpm"]["dpmpp"], cmp["speedup_over_ddpm"]["dpmpp"]
     rows += ["", f"U-Net of {train['parameters']:,} parameters (channels {cfg['channels']} × {cfg['mults']}, attention at "
-             f"{cfg['attn_resolutions']}), {train['steps']} steps; FID/KID in the MNIST ResNet's 64-d feature space "
+             f"{cfg['attn_resolutions']}), {train['steps']} steps, trained in {train['precision']} and sampled in "
+             f"{cmp['dpmpp']['precision']} (one thread per sampler); FID/KID in the MNIST ResNet's 64-d feature space "
              f"(real-vs-real floor {floor['fid']:.2f} at N = {floor['n']}). Guided samples use two network evaluations per step.",
              "", f"DPM-Solver++ ({cmp['dpmpp']['steps']} steps) reaches {r:.2f} × the {cmp['ddpm']['steps']}-step sampler's FID at "
              f"the same N, {sp:.1f} × faster; DDIM ({cmp['ddim']['steps']} steps) {cmp['fid_ratio_to_ddpm']['ddim']:.2f} ×, {cmp['speedup_over_ddpm']['ddim']:.1f} × faster."]

@@ -146,7 +146,7 @@ def test_snakemake_builds_the_ddpm_stages(project):
     assert ck.is_file()  # resumable state, outside the declared outputs
     for s, nfe in (("ddpm", 200), ("ddim", 20), ("dpmpp", 10)):  # guidance: two network evaluations per step
         m = json.loads((res / f"sample_ddpm/{s}/metrics.json").read_text())
-        assert m["nfe"] == nfe and m["n"] == 100 and m["seconds"] > 0
+        assert m["nfe"] == nfe and m["n"] == 100 and m["seconds"] > 0 and m["precision"] == "bf16"  # params.yaml's default
         z = np.load(res / f"sample_ddpm/{s}/samples.npz")
         assert z["images"].shape == (100, 28, 28) and z["images"].dtype == np.uint8 and str(z["dataset"]) == "mnist"
         assert np.bincount(z["labels"]).tolist() == [10] * 10

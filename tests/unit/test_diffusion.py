@@ -14,7 +14,7 @@ from genpipe.params import load_params
 
 P = dict(channels=8, mults=[1, 2], res_blocks=1, attn_resolutions=[14], heads=2, dropout=0.1, groups=4,
          timesteps=100, beta_schedule="linear", p_uncond=0.2, ema_decay=0.9, lr=2e-3, weight_decay=0.0, warmup_steps=3,
-         grad_clip=1.0, batch_size=16, epochs=2, log_every=2, checkpoint_every=3, train_limit=None, seed=0)
+         grad_clip=1.0, batch_size=16, epochs=2, log_every=2, checkpoint_every=3, train_limit=None, seed=0, precision="fp32")
 
 
 def _data(n=48):
@@ -26,12 +26,14 @@ def _states(trainer):
     return {**{f"m.{k}": v for k, v in trainer.model.state_dict().items()}, **{f"e.{k}": v for k, v in trainer.ema.state_dict().items()}}
 
 
-def test_two_plus_two_epochs_equal_four_straight_byte_for_byte(tmp_path):
+@pytest.mark.parametrize("precision", diffusion.PRECISIONS)
+def test_two_plus_two_epochs_equal_four_straight_byte_for_byte(tmp_path, precision):
     x, y = _data()
-    diffusion.Trainer(P, tmp_path / "a.pt").fit(x, y)  # 2 epochs, checkpoint at the end
-    resumed = diffusion.Trainer(P | {"epochs": 4}, tmp_path / "a.pt")
+    p = P | {"precision": precision}
+    diffusion.Trainer(p, tmp_path / "a.pt").fit(x, y)  # 2 epochs, checkpoint at the end
+    resumed = diffusion.Trainer(p | {"epochs": 4}, tmp_path / "a.pt")
     resumed.fit(x, y)  # continues at step 6
-    straight = diffusion.Trainer(P | {"epochs": 4}, tmp_path / "b.pt")
+    straight = diffusion.Trainer(p | {"epochs": 4}, tmp_path / "b.pt")
     straight.fit(x, y)
     a, b = _states(resumed), _states(straight)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -114,6 +116,25 @@ def test_each_sampler_gives_images_in_range_and_a_trajectory(name, steps):
     assert len(snaps) == 4 and -1 in snaps and max(snaps) >= 0.8 * 100
     again, _ = diffusion.sample(net, sched, labels, steps, 2.0, seed=0, batch_size=8, progress=False)
     assert torch.equal(x, again)  # seeded
+
+
+def test_bf16_sampling_follows_the_fp32_path():
+    """Same noise, same net: bf16 autocast moves the samples by a fraction of a grey level, not to other images."""
+    torch.manual_seed(0)
+    net = diffusion.build(P).eval()
+    torch.nn.init.normal_(net.label_emb.weight)
+    sched = diffusion.sampler("dpmpp", dict(diffusion.noise_scheduler(P).config))
+    labels = balanced_labels(8)
+    run = {prec: diffusion.sample(net, sched, labels, 5, 2.0, seed=0, batch_size=8, progress=False, precision=prec)[0]
+           for prec in diffusion.PRECISIONS}
+    diff = (run["bf16"] - run["fp32"]).abs()
+    assert run["bf16"].dtype == torch.float32 and 0 < diff.max() < 0.05 and diff.mean() < 0.005
+    assert next(net.parameters()).dtype == torch.float32  # autocast leaves the weights alone
+
+
+def test_unknown_precision_is_named():
+    with pytest.raises(ValueError, match="precision 'fp16' is not one of"):
+        diffusion.autocast("fp16", torch.device("cpu"))
 
 
 def test_unknown_sampler_is_named():

@@ -95,7 +95,7 @@ GENERATORS = {
     "ae_gaussian": {"samples": "results/sample_vae/ae_gaussian/samples.npz", "dataset": "fashion_mnist"},
 }
 SAMPLERS = ["ddpm", "ddim", "dpmpp"]  # genpipe.diffusion.SAMPLERS
-SAMPLE_KEYS = ["guidance_scale", "batch_size", "grid_per_class", "trajectory_points", "seed"]  # sample_ddpm's shared keys
+SAMPLE_KEYS = ["guidance_scale", "batch_size", "grid_per_class", "trajectory_points", "seed", "precision"]  # sample_ddpm's shared keys
 for _s in SAMPLERS:
     GENERATORS[f"ddpm_{_s}"] = {"samples": f"results/sample_ddpm/{_s}/samples.npz", "dataset": "mnist"}
     GENERATORS[f"ddpm_{_s}_uncond"] = {"samples": f"results/sample_ddpm/{_s}/unconditional.npz", "dataset": "mnist"}
