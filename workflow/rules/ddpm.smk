@@ -14,8 +14,8 @@ rule train_ddpm:
         multiext("results/train_ddpm/", "model.safetensors", "config.json", "curves.tsv", "metrics.json"),
     params:
         tracked=stage_params("train_ddpm"),
-    threads: 2
-    priority: 10  # the longest chain: train_ddpm -> sample_ddpm (1000 steps). Above two priority-1 jobs together
+    threads: 1  # a 2-thread job waits until both cores are free at once, which 1-thread jobs ending at different times can delay to the end
+    priority: 10  # the longest chain: train_ddpm -> sample_ddpm (ddim, 10,000 samples): started first
     conda:
         "../../environment.yml"
     log:
