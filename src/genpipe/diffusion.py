@@ -15,8 +15,8 @@ scheduler objects built from the training scheduler's config drive the EMA netwo
 classifier-free guidance ε̂ = ε̂(∅) + w (ε̂(c) - ε̂(∅)) for conditional samples.
 
 Precision (``precision`` of both stages): ``bf16`` runs the network under ``torch.autocast`` —
-convolutions and matmuls in bfloat16; weights, norms, softmax, the loss, the optimizer and the
-schedulers' arithmetic in float32. On this CPU (AMD EPYC with avx512_bf16) it samples 2.0× and
+convolutions and matmuls in bfloat16 (and the ops that follow them on bfloat16 tensors); the
+weights, the loss, the optimizer and the schedulers' arithmetic in float32. On this CPU (AMD EPYC with avx512_bf16) it samples 2.0× and
 trains 1.3× faster than fp32 with the same quality (README); ``fp32`` is the exact path.
 """
 
