@@ -116,7 +116,8 @@ def main() -> None:
     times = {}
     for name in diffusion.SAMPLERS:
         steps = sp["samplers"][name]["steps"]
-        _, _, sec = diffusion.timed_sample(net, diffusion.sampler(name, config), labels, steps, sp["guidance_scale"], 0, a.samples,
+        sched = diffusion.sampler(name, config, **diffusion.sampler_options(sp["samplers"][name]))
+        _, _, sec = diffusion.timed_sample(net, sched, labels, steps, sp["guidance_scale"], 0, a.samples,
                                            progress=False, precision=sp["precision"])
         times[name] = 1000 * sec / a.samples
         print(f"{name:6} {steps:5d} steps  {times[name]:9.1f} ms/sample  speed-up over ddpm {times['ddpm'] / times[name]:6.1f}")

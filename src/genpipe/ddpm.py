@@ -30,7 +30,7 @@ def sample_stage(model_dir: Path, name: str, out: Path, p: dict[str, Any]) -> di
     set_determinism(p["seed"])
     model, config = diffusion.load(model_dir)
     sp = p["samplers"][name]
-    sched = diffusion.sampler(name, config["scheduler"])
+    sched = diffusion.sampler(name, config["scheduler"], **diffusion.sampler_options(sp))
     cond = balanced_labels(sp["n"])
     uncond = torch.full((sp["n_unconditional"],), model.config.null_label)
     scale = p["guidance_scale"]

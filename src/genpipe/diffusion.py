@@ -63,16 +63,24 @@ def scheduler_config(sched: SchedulerMixin) -> dict[str, Any]:
     return {k: v for k, v in sorted(sched.config.items()) if not k.startswith("_") and k not in defaults}
 
 
-def sampler(name: str, train_scheduler_config: dict[str, Any]) -> SchedulerMixin:
-    """A sampling scheduler with the training schedule's betas."""
+def sampler(name: str, train_scheduler_config: dict[str, Any], **options: Any) -> SchedulerMixin:
+    """A sampling scheduler with the training schedule's betas. ``options`` (dpmpp only, from its
+    params): ``algorithm_type`` dpmsolver++ | sde-dpmsolver++ and ``use_karras_sigmas``."""
+    if options and name != "dpmpp":
+        raise ValueError(f"sampler {name!r} takes no options; got {sorted(options)}")
     if name == "ddpm":
         return DDPMScheduler.from_config(train_scheduler_config)
     if name == "ddim":  # no clipping: DDIM's step reuses the unclipped ε with a clipped x0 (11 % accuracy instead of 82 %)
         return DDIMScheduler.from_config(train_scheduler_config, clip_sample=False)
     if name == "dpmpp":  # x0 kept in [-1, 1] by dynamic thresholding (like ddpm's clip_sample): 98 % accuracy instead of 83 %
-        return DPMSolverMultistepScheduler.from_config(train_scheduler_config, algorithm_type="dpmsolver++", solver_order=2,
-                                                       thresholding=True, sample_max_value=1.0)
+        return DPMSolverMultistepScheduler.from_config(train_scheduler_config, solver_order=2, thresholding=True, sample_max_value=1.0,
+                                                       **{"algorithm_type": "dpmsolver++", **options})
     raise ValueError(f"unknown sampler {name!r}; expected one of {SAMPLERS}")
+
+
+def sampler_options(sp: dict[str, Any]) -> dict[str, Any]:
+    """A sampler's params less its sizes: the scheduler options ``sampler`` takes."""
+    return {k: v for k, v in sp.items() if k not in ("steps", "n", "n_unconditional")}
 
 
 def to_model_range(x_uint8: torch.Tensor) -> torch.Tensor:

@@ -90,10 +90,9 @@ def project(tmp_path_factory, root) -> Path:
     params["evaluate_samples"] |= {"floor_n": 300, "kid_subsets": 5, "kid_subset_size": 100, "same_n": 70}
     params["train_ddpm"] |= {"channels": 8, "mults": [1, 2], "attn_resolutions": [14], "heads": 2, "groups": 4, "timesteps": 100,
                              "epochs": 1, "batch_size": 64, "train_limit": 512, "log_every": 2, "checkpoint_every": 4}
-    params["sample_ddpm"] |= {"samplers": {"ddpm": {"steps": 100, "n": 100, "n_unconditional": 70},
-                                           "ddim": {"steps": 10, "n": 100, "n_unconditional": 70},
-                                           "dpmpp": {"steps": 5, "n": 100, "n_unconditional": 70}},
-                              "batch_size": 100, "grid_per_class": 4, "trajectory_points": 4}
+    for name, steps in (("ddpm", 100), ("ddim", 10), ("dpmpp", 5)):  # dpmpp keeps its scheduler options
+        params["sample_ddpm"]["samplers"][name] |= {"steps": steps, "n": 100, "n_unconditional": 70}
+    params["sample_ddpm"] |= {"batch_size": 100, "grid_per_class": 4, "trajectory_points": 4}
     params["attack_fgsm"] |= {"eps": [0.0, 0.05, 0.2], "example_eps": 0.2}
     (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git init -q -b main && dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", d)

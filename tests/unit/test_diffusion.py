@@ -150,6 +150,27 @@ def test_samplers_keep_x0_in_the_data_range_the_way_each_step_allows():
     assert dpmpp.thresholding and dpmpp.sample_max_value == 1.0 and dpmpp.algorithm_type == "dpmsolver++"
 
 
+def test_dpmpp_takes_its_options_from_params_and_other_samplers_refuse_them():
+    config = dict(diffusion.noise_scheduler(P).config)
+    sp = load_params("sample_ddpm")["samplers"]
+    dpmpp = diffusion.sampler("dpmpp", config, **diffusion.sampler_options(sp["dpmpp"])).config
+    assert (dpmpp.algorithm_type, dpmpp.use_karras_sigmas, dpmpp.solver_order) == ("sde-dpmsolver++", True, 2)
+    assert diffusion.sampler_options(sp["ddim"]) == {}
+    with pytest.raises(ValueError, match="sampler 'ddim' takes no options; got \\['use_karras_sigmas'\\]"):
+        diffusion.sampler("ddim", config, use_karras_sigmas=True)
+
+
+def test_the_sde_solver_draws_its_noise_from_the_seed():
+    torch.manual_seed(0)
+    net = diffusion.build(P).eval()
+    sched = diffusion.sampler("dpmpp", dict(diffusion.noise_scheduler(P).config), algorithm_type="sde-dpmsolver++", use_karras_sigmas=True)
+    labels = balanced_labels(6)
+    a, b = (diffusion.sample(net, sched, labels, 5, 2.0, seed=0, batch_size=6, progress=False)[0] for _ in range(2))
+    assert torch.equal(a, b)  # the global RNG moved between the two runs; the SDE noise comes from the seeded generator
+    ode = diffusion.sampler("dpmpp", dict(diffusion.noise_scheduler(P).config), use_karras_sigmas=True)
+    assert not torch.equal(a, diffusion.sample(net, ode, labels, 5, 2.0, seed=0, batch_size=6, progress=False)[0])
+
+
 def test_an_ema_that_still_holds_the_untrained_weights_is_warned_of():
     # the full preset (decay 0.999) cut to 2 epochs on a GPU: 0.999 ** 937 = 39 % of step 1's weights
     assert "39%" in diffusion.ema_warning({"ema_decay": 0.999}, 938)

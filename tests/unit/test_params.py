@@ -32,6 +32,9 @@ def test_default_params_are_valid(doc, schema):
         (lambda d: d.update(trian_classifier={}), "trian_classifier: unknown key"),
         (lambda d: d["figures"].pop("seed"), "figures.seed: required key is missing"),
         (lambda d: d["figures"].update(samples_per_class=100), "figures.samples_per_class: 100 is greater than the maximum of 32"),
+        (lambda d: d["sample_ddpm"]["samplers"]["dpmpp"].update(algorithm_type="sde"), "sample_ddpm.samplers.dpmpp.algorithm_type: 'sde' is not one of"),
+        (lambda d: d["sample_ddpm"]["samplers"]["ddim"].update(use_karras_sigmas=True), "sample_ddpm.samplers.ddim.use_karras_sigmas: unknown key"),
+        (lambda d: d["sample_ddpm"]["samplers"]["dpmpp"].pop("use_karras_sigmas"), "sample_ddpm.samplers.dpmpp.use_karras_sigmas: required key is missing"),
     ],
 )
 def test_rejections_name_the_key(doc, schema, edit, message):
