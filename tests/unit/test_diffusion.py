@@ -163,11 +163,12 @@ def test_dpmpp_takes_its_options_from_params_and_other_samplers_refuse_them():
 def test_the_sde_solver_draws_its_noise_from_the_seed():
     torch.manual_seed(0)
     net = diffusion.build(P).eval()
-    sched = diffusion.sampler("dpmpp", dict(diffusion.noise_scheduler(P).config), algorithm_type="sde-dpmsolver++", use_karras_sigmas=True)
+    config = dict(diffusion.noise_scheduler(P).config)
+    sched = diffusion.sampler("dpmpp", config, algorithm_type="sde-dpmsolver++", use_karras_sigmas=True)
     labels = balanced_labels(6)
     a, b = (diffusion.sample(net, sched, labels, 5, 2.0, seed=0, batch_size=6, progress=False)[0] for _ in range(2))
     assert torch.equal(a, b)  # the global RNG moved between the two runs; the SDE noise comes from the seeded generator
-    ode = diffusion.sampler("dpmpp", dict(diffusion.noise_scheduler(P).config), use_karras_sigmas=True)
+    ode = diffusion.sampler("dpmpp", config, use_karras_sigmas=True)
     assert not torch.equal(a, diffusion.sample(net, ode, labels, 5, 2.0, seed=0, batch_size=6, progress=False)[0])
 
 
