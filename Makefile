@@ -45,7 +45,7 @@ lint: setup
 
 # Copy the results table of results/report/report.md into README.md.
 readme: setup
-	python -m genpipe.report README.md results/report/report.md
+	python -m genpipe.pipeline.report README.md results/report/report.md
 
 dag: setup
 	snakemake --rulegraph | dot -Tsvg > docs/rulegraph.svg

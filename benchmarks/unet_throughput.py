@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from diffusers import UNet2DModel
 
-from genpipe import diffusion
-from genpipe.evaluation import fid_kid
+from genpipe.ddpm import diffusion
+from genpipe.scoring.evaluation import fid_kid
 from genpipe.models.unet import count_parameters
-from genpipe.params import load_params
+from genpipe.pipeline.params import load_params
 
 
 def diffusers_twin(p: dict) -> UNet2DModel:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from genpipe import io
-from genpipe.norm_study import (
+from genpipe.pipeline import io
+from genpipe.classify.norm_study import (
     bin_gates,
     collect,
     markdown_table,
@@ -24,8 +24,8 @@ from genpipe.norm_study import (
     plot_val_curves,
     summary,
 )
-from genpipe.params import load_params
-from genpipe.plots import save_figure
+from genpipe.pipeline.params import load_params
+from genpipe.pipeline.plots import save_figure
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,11 +15,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from genpipe import autoencoder, classifier, data, io, latent_probe
-from genpipe.adversarial import PixelInput, accuracy_under_attack, fgsm
-from genpipe.params import load_params
-from genpipe.plots import save_figure
-from genpipe.vae_plots import plot_fgsm_curve, plot_fgsm_examples
+from genpipe.vae import autoencoder
+from genpipe.classify import classifier
+from genpipe.data import datasets as data
+from genpipe.pipeline import io
+from genpipe.vae import latent_probe
+from genpipe.robustness.adversarial import PixelInput, accuracy_under_attack, fgsm
+from genpipe.pipeline.params import load_params
+from genpipe.pipeline.plots import save_figure
+from genpipe.vae.plots import plot_fgsm_curve, plot_fgsm_examples
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genpipe.ddpm import compare_stage
+from genpipe.ddpm.stages import compare_stage
 
 
 def main(argv: list[str] | None = None) -> None:

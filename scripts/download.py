@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from genpipe import data
+from genpipe.data import datasets as data
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genpipe.evaluation import evaluate_samples
-from genpipe.params import load_params
+from genpipe.scoring.evaluation import evaluate_samples
+from genpipe.pipeline.params import load_params
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genpipe import data
-from genpipe.metrics import confusion_matrix
-from genpipe.params import load_params
-from genpipe.plots import plot_class_grid, plot_confusion, plot_curves, save_figure
+from genpipe.data import datasets as data
+from genpipe.classify.metrics import confusion_matrix
+from genpipe.pipeline.params import load_params
+from genpipe.pipeline.plots import plot_class_grid, plot_confusion, plot_curves, save_figure
 
 
 def main(argv: list[str] | None = None) -> None:

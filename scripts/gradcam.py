@@ -12,11 +12,13 @@ from pathlib import Path
 
 import torch
 
-from genpipe import classifier, data, io
-from genpipe.gradcam import grad_cam
-from genpipe.params import load_params
-from genpipe.plots import plot_gradcam, save_figure
-from genpipe.train import predict, to_input
+from genpipe.classify import classifier
+from genpipe.data import datasets as data
+from genpipe.pipeline import io
+from genpipe.classify.gradcam import grad_cam
+from genpipe.pipeline.params import load_params
+from genpipe.pipeline.plots import plot_gradcam, save_figure
+from genpipe.classify.train import predict, to_input
 
 
 def main(argv: list[str] | None = None) -> None:

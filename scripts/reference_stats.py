@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genpipe import data
-from genpipe.evaluation import reference_stats
-from genpipe.params import load_params
+from genpipe.data import datasets as data
+from genpipe.scoring.evaluation import reference_stats
+from genpipe.pipeline.params import load_params
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genpipe.data import DATASETS
-from genpipe.io import write_text
-from genpipe.report import build_report
+from genpipe.data.datasets import DATASETS
+from genpipe.pipeline.io import write_text
+from genpipe.pipeline.report import build_report
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genpipe.ddpm import sample_stage
-from genpipe.diffusion import SAMPLERS
-from genpipe.params import load_params
+from genpipe.ddpm.stages import sample_stage
+from genpipe.ddpm.diffusion import SAMPLERS
+from genpipe.pipeline.params import load_params
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from genpipe import autoencoder, samples
-from genpipe.params import load_params
-from genpipe.plots import save_figure
-from genpipe.vae_plots import plot_samples
+from genpipe.vae import autoencoder
+from genpipe.scoring import samples
+from genpipe.pipeline.params import load_params
+from genpipe.pipeline.plots import save_figure
+from genpipe.vae.plots import plot_samples
 
 
 def main(argv: list[str] | None = None) -> None:

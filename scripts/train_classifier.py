@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genpipe import classifier, data
-from genpipe.params import load_params
+from genpipe.classify import classifier
+from genpipe.data import datasets as data
+from genpipe.pipeline.params import load_params
 
 
 def main(argv: list[str] | None = None) -> None:

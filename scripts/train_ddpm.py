@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genpipe.diffusion import train_stage
-from genpipe.params import load_params
+from genpipe.ddpm.diffusion import train_stage
+from genpipe.pipeline.params import load_params
 
 
 def main(argv: list[str] | None = None) -> None:

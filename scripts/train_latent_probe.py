@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genpipe import autoencoder, latent_probe
-from genpipe.params import load_params
+from genpipe.vae import autoencoder
+from genpipe.vae import latent_probe
+from genpipe.pipeline.params import load_params
 
 
 def main(argv: list[str] | None = None) -> None:

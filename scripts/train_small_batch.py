@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genpipe import classifier
+from genpipe.classify import classifier
 from genpipe.models.norms import NORMS
-from genpipe.params import load_params
+from genpipe.pipeline.params import load_params
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,7 @@ metrics.json (test reconstruction NLL, KL, ELBO in nats per image, pixel MSE).
 
 from __future__ import annotations
 
-from genpipe.autoencoder import stage_main
+from genpipe.vae.autoencoder import stage_main
 
 if __name__ == "__main__":
     stage_main("vae", __doc__)

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from genpipe import autoencoder, data, io
-from genpipe.anomaly import roc
-from genpipe.params import load_params
-from genpipe.plots import save_figure
-from genpipe.vae_plots import plot_roc, plot_score_histograms
+from genpipe.vae import autoencoder
+from genpipe.data import datasets as data
+from genpipe.pipeline import io
+from genpipe.vae.anomaly import roc
+from genpipe.pipeline.params import load_params
+from genpipe.pipeline.plots import save_figure
+from genpipe.vae.plots import plot_roc, plot_score_histograms
 
 
 def main(argv: list[str] | None = None) -> None:

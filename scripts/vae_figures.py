@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genpipe import autoencoder, data
-from genpipe.params import load_params
-from genpipe.plots import save_figure
-from genpipe.vae_plots import plot_interpolation, plot_latent_2d, plot_loss_curves, plot_reconstructions, plot_traversal
+from genpipe.vae import autoencoder
+from genpipe.data import datasets as data
+from genpipe.pipeline.params import load_params
+from genpipe.pipeline.plots import save_figure
+from genpipe.vae.plots import plot_interpolation, plot_latent_2d, plot_loss_curves, plot_reconstructions, plot_traversal
 
 
 def main(argv: list[str] | None = None) -> None:

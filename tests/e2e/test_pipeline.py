@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from genpipe.dagcheck import dvc_steps
+from genpipe.pipeline.dagcheck import dvc_steps
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent

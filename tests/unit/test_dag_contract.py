@@ -4,7 +4,7 @@ import ast
 
 import pytest
 
-from genpipe.dagcheck import Step, compare, dvc_steps, snakemake_steps
+from genpipe.pipeline.dagcheck import Step, compare, dvc_steps, snakemake_steps
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_each_step_has_one_script_of_its_name(steps, root):
 
 
 # Validation only: a schema or validator edit does not change any result, so it reruns nothing.
-NOT_DEPS = {"src/genpipe/params.py", "src/genpipe/__init__.py", "src/genpipe/models/__init__.py"}
+NOT_DEPS = {"src/genpipe/pipeline/params.py", "src/genpipe/__init__.py", "src/genpipe/models/__init__.py"}
 
 
 def _imported_modules(path, root, seen=None):
@@ -65,11 +65,11 @@ def test_drift_is_reported(steps):
     dvc, smk = steps
     s = next(x for x in smk if x.cmd.startswith("python scripts/train_classifier.py --dataset mnist"))
     drifted = [x for x in smk if x is not s] + [
-        Step(s.name, s.instance, s.cmd + " --epochs 9", s.deps - {"src/genpipe/train.py"}, s.outs, "epochs: 1\n")
+        Step(s.name, s.instance, s.cmd + " --epochs 9", s.deps - {"src/genpipe/classify/train.py"}, s.outs, "epochs: 1\n")
     ]
     problems = "\n".join(compare(dvc, drifted)).replace(s.instance, "train_classifier@mnist")
     assert "train_classifier@mnist: commands differ" in problems
-    assert "deps only in dvc.yaml ['src/genpipe/train.py']" in problems
+    assert "deps only in dvc.yaml ['src/genpipe/classify/train.py']" in problems
     assert "train_classifier@mnist: params differ" in problems
     renamed = [x for x in smk if x is not s] + [Step("fit", s.instance, s.cmd, s.deps, s.outs, s.params)]
     assert "names differ" in "\n".join(compare(dvc, renamed))
@@ -101,7 +101,7 @@ def test_snakemake_rejects_bad_params_before_any_job(root, tmp_path):
 
 
 def test_locked_stages_are_topological_with_directory_deps(tmp_path):
-    from genpipe.dvcsync import locked_stages
+    from genpipe.pipeline.dvcsync import locked_stages
 
     (tmp_path / "dvc.lock").write_text(
         "schema: '2.0'\nstages:\n"

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from genpipe import data
-from genpipe.io import sha256_bytes
+from genpipe.data import datasets as data
+from genpipe.pipeline.io import sha256_bytes
 
 
 def _synthetic_idx() -> dict[str, bytes]:

@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-from genpipe import diffusion
-from genpipe.ddpm import balanced_labels
-from genpipe.params import load_params
+from genpipe.ddpm import diffusion
+from genpipe.ddpm.stages import balanced_labels
+from genpipe.pipeline.params import load_params
 
 P = dict(channels=8, mults=[1, 2], res_blocks=1, attn_resolutions=[14], heads=2, dropout=0.1, groups=4,
          timesteps=100, beta_schedule="linear", p_uncond=0.2, ema_decay=0.9, lr=2e-3, weight_decay=0.0, warmup_steps=3,
@@ -181,7 +181,7 @@ def test_an_ema_that_still_holds_the_untrained_weights_is_warned_of():
 
 
 def test_the_saved_schedule_config_does_not_depend_on_the_hash_seed():
-    code = ("import json; from genpipe import diffusion; "
+    code = ("import json; from genpipe.ddpm import diffusion; "
             "print(json.dumps(diffusion.scheduler_config(diffusion.noise_scheduler({'timesteps': 100, 'beta_schedule': 'linear'}))))")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}

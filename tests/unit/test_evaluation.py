@@ -5,8 +5,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from genpipe import io, samples
-from genpipe.evaluation import ReferenceMismatchError, evaluate_samples, fid_kid, load_reference
+from genpipe.pipeline import io
+from genpipe.scoring import samples
+from genpipe.scoring.evaluation import ReferenceMismatchError, evaluate_samples, fid_kid, load_reference
 from genpipe.models.resnet import ResNet, ResNetConfig
 
 P = {"kid_subsets": 3, "kid_subset_size": 50, "seed": 0, "floor_n": 100, "same_n": 80, "inception_weights": None}
@@ -104,8 +105,8 @@ def _random_fid_inception_state():
 
 
 def test_inception_weights_are_checked_then_loaded(tmp_path):
-    from genpipe.evaluation import INCEPTION_FILE, InceptionWeightsError, inception_features, load_inception
-    from genpipe.io import sha256_file
+    from genpipe.scoring.evaluation import INCEPTION_FILE, InceptionWeightsError, inception_features, load_inception
+    from genpipe.pipeline.io import sha256_file
 
     with pytest.raises(InceptionWeightsError, match="does not exist"):
         load_inception(tmp_path / INCEPTION_FILE)

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from genpipe.adversarial import accuracy_under_attack, fgsm
-from genpipe.anomaly import roc
+from genpipe.robustness.adversarial import accuracy_under_attack, fgsm
+from genpipe.vae.anomaly import roc
 
 
 def _linear_model():

@@ -1,8 +1,8 @@
 import torch
 
-from genpipe.gradcam import grad_cam
+from genpipe.classify.gradcam import grad_cam
 from genpipe.models.resnet import ResNet, ResNetConfig
-from genpipe.train import TrainConfig, set_determinism, train_classifier
+from genpipe.classify.train import TrainConfig, set_determinism, train_classifier
 
 from test_metrics_train import _toy_data
 

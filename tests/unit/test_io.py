@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from genpipe import io
+from genpipe.pipeline import io
 from genpipe.models.resnet import ResNet, ResNetConfig
 
 

@@ -1,8 +1,8 @@
 import torch
 
-from genpipe.metrics import classification_metrics, confusion_matrix
+from genpipe.classify.metrics import classification_metrics, confusion_matrix
 from genpipe.models.resnet import ResNet, ResNetConfig
-from genpipe.train import TrainConfig, set_determinism, to_input, train_classifier
+from genpipe.classify.train import TrainConfig, set_determinism, to_input, train_classifier
 
 
 def test_metrics_against_hand_computation():

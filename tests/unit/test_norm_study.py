@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from genpipe.models.resnet import ResNet, ResNetConfig
-from genpipe.io import save_model
-from genpipe.norm_study import bin_gates, collect, markdown_table, observations, summary
+from genpipe.pipeline.io import save_model
+from genpipe.classify.norm_study import bin_gates, collect, markdown_table, observations, summary
 
 
 def _write_run(root, name, acc):

@@ -5,7 +5,7 @@ import sys
 import pytest
 import yaml
 
-from genpipe.params import ParamsError, load_params, load_yaml, schema_path, validate
+from genpipe.pipeline.params import ParamsError, load_params, load_yaml, schema_path, validate
 
 
 @pytest.fixture()

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from genpipe.report import END, START, classifier_table, update_readme
+from genpipe.pipeline.report import END, START, classifier_table, update_readme
 
 
 def _block(text):

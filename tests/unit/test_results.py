@@ -2,7 +2,7 @@
 
 import pytest
 
-from genpipe.io import read_json
+from genpipe.pipeline.io import read_json
 
 MODELS = ("latent_frozen", "latent_finetune", "resnet")
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence as torch_kl
 
-from genpipe import autoencoder
+from genpipe.vae import autoencoder
 from genpipe.models.vae import Autoencoder, AutoencoderConfig, kl_divergence, reconstruction_nll, reparameterise
 
 TINY = dict(latent_dim=4, width=4, hidden=16)

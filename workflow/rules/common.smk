@@ -3,9 +3,9 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from genpipe import dvcsync
-from genpipe.data import DATASETS, FILES
-from genpipe.params import ParamsError, load_yaml, validate
+from genpipe.pipeline import dvcsync
+from genpipe.data.datasets import DATASETS, FILES
+from genpipe.pipeline.params import ParamsError, load_yaml, validate
 
 RUN_STARTED = time.time()
 
@@ -22,66 +22,66 @@ DATASET_NAMES = list(DATASETS)
 
 # Code each stage depends on (also its DVC deps): an edit reruns that stage and its descendants.
 CODE = {
-    "download": ["scripts/download.py", "src/genpipe/data.py", "src/genpipe/io.py"],
+    "download": ["scripts/download.py", "src/genpipe/data/datasets.py", "src/genpipe/pipeline/io.py"],
     "train_classifier": [
         "scripts/train_classifier.py",
-        "src/genpipe/classifier.py",
-        "src/genpipe/data.py",
-        "src/genpipe/io.py",
-        "src/genpipe/metrics.py",
+        "src/genpipe/classify/classifier.py",
+        "src/genpipe/data/datasets.py",
+        "src/genpipe/pipeline/io.py",
+        "src/genpipe/classify/metrics.py",
         "src/genpipe/models/norms.py",
         "src/genpipe/models/resnet.py",
-        "src/genpipe/train.py",
+        "src/genpipe/classify/train.py",
     ],
     "figures": [
         "scripts/figures.py",
-        "src/genpipe/data.py",
-        "src/genpipe/io.py",
-        "src/genpipe/metrics.py",
-        "src/genpipe/plots.py",
+        "src/genpipe/data/datasets.py",
+        "src/genpipe/pipeline/io.py",
+        "src/genpipe/classify/metrics.py",
+        "src/genpipe/pipeline/plots.py",
     ],
     "train_norm_study": [],  # filled below: same library code as train_classifier
     "train_small_batch": [],
     "aggregate_norm_study": [
         "scripts/aggregate_norm_study.py",
-        "src/genpipe/io.py",
-        "src/genpipe/norm_study.py",
-        "src/genpipe/plots.py",
+        "src/genpipe/pipeline/io.py",
+        "src/genpipe/classify/norm_study.py",
+        "src/genpipe/pipeline/plots.py",
     ],
     "gradcam": [
         "scripts/gradcam.py",
-        "src/genpipe/classifier.py",
-        "src/genpipe/data.py",
-        "src/genpipe/gradcam.py",
-        "src/genpipe/io.py",
-        "src/genpipe/metrics.py",
+        "src/genpipe/classify/classifier.py",
+        "src/genpipe/data/datasets.py",
+        "src/genpipe/classify/gradcam.py",
+        "src/genpipe/pipeline/io.py",
+        "src/genpipe/classify/metrics.py",
         "src/genpipe/models/norms.py",
         "src/genpipe/models/resnet.py",
-        "src/genpipe/plots.py",
-        "src/genpipe/train.py",
+        "src/genpipe/pipeline/plots.py",
+        "src/genpipe/classify/train.py",
     ],
-    "report": ["scripts/report.py", "src/genpipe/data.py", "src/genpipe/io.py", "src/genpipe/report.py"],
+    "report": ["scripts/report.py", "src/genpipe/data/datasets.py", "src/genpipe/pipeline/io.py", "src/genpipe/pipeline/report.py"],
 }
 
 # Library modules of the classifier, the autoencoder and the sample scorer, as their scripts import them.
-_RESNET = ["src/genpipe/classifier.py", "src/genpipe/data.py", "src/genpipe/io.py", "src/genpipe/metrics.py",
-           "src/genpipe/models/norms.py", "src/genpipe/models/resnet.py", "src/genpipe/train.py"]
-_AE = ["src/genpipe/autoencoder.py", "src/genpipe/data.py", "src/genpipe/io.py", "src/genpipe/metrics.py",
-       "src/genpipe/models/vae.py", "src/genpipe/train.py"]
-_PLOTS = ["src/genpipe/plots.py", "src/genpipe/vae_plots.py"]
-_DDPM = ["src/genpipe/data.py", "src/genpipe/diffusion.py", "src/genpipe/io.py", "src/genpipe/metrics.py",
-         "src/genpipe/models/unet.py", "src/genpipe/train.py"]
-_SAMPLING = sorted(_DDPM + _PLOTS + ["src/genpipe/ddpm.py", "src/genpipe/ddpm_plots.py", "src/genpipe/samples.py"])
+_RESNET = ["src/genpipe/classify/classifier.py", "src/genpipe/data/datasets.py", "src/genpipe/pipeline/io.py", "src/genpipe/classify/metrics.py",
+           "src/genpipe/models/norms.py", "src/genpipe/models/resnet.py", "src/genpipe/classify/train.py"]
+_AE = ["src/genpipe/vae/autoencoder.py", "src/genpipe/data/datasets.py", "src/genpipe/pipeline/io.py", "src/genpipe/classify/metrics.py",
+       "src/genpipe/models/vae.py", "src/genpipe/classify/train.py"]
+_PLOTS = ["src/genpipe/pipeline/plots.py", "src/genpipe/vae/plots.py"]
+_DDPM = ["src/genpipe/data/datasets.py", "src/genpipe/ddpm/diffusion.py", "src/genpipe/pipeline/io.py", "src/genpipe/classify/metrics.py",
+         "src/genpipe/models/unet.py", "src/genpipe/classify/train.py"]
+_SAMPLING = sorted(_DDPM + _PLOTS + ["src/genpipe/ddpm/stages.py", "src/genpipe/ddpm/plots.py", "src/genpipe/scoring/samples.py"])
 for _step, _mods in {
-    "reference_stats": _RESNET + ["src/genpipe/evaluation.py", "src/genpipe/samples.py"],
-    "evaluate_samples": _RESNET + ["src/genpipe/evaluation.py", "src/genpipe/samples.py"],
+    "reference_stats": _RESNET + ["src/genpipe/scoring/evaluation.py", "src/genpipe/scoring/samples.py"],
+    "evaluate_samples": _RESNET + ["src/genpipe/scoring/evaluation.py", "src/genpipe/scoring/samples.py"],
     "train_ae": _AE,
     "train_vae": _AE,
-    "sample_vae": _AE + _PLOTS + ["src/genpipe/samples.py"],
+    "sample_vae": _AE + _PLOTS + ["src/genpipe/scoring/samples.py"],
     "vae_figures": _AE + _PLOTS,
-    "train_latent_probe": _AE + ["src/genpipe/latent_probe.py"],
-    "attack_fgsm": sorted(set(_RESNET + _AE + _PLOTS)) + ["src/genpipe/adversarial.py", "src/genpipe/latent_probe.py"],
-    "vae_anomaly": _AE + _PLOTS + ["src/genpipe/anomaly.py"],
+    "train_latent_probe": _AE + ["src/genpipe/vae/latent_probe.py"],
+    "attack_fgsm": sorted(set(_RESNET + _AE + _PLOTS)) + ["src/genpipe/robustness/adversarial.py", "src/genpipe/vae/latent_probe.py"],
+    "vae_anomaly": _AE + _PLOTS + ["src/genpipe/vae/anomaly.py"],
     "train_ddpm": _DDPM,
     "sample_ddpm": _SAMPLING,
     "compare_samplers": _SAMPLING,
@@ -94,7 +94,7 @@ GENERATORS = {
     "vae": {"samples": "results/sample_vae/vae/samples.npz", "dataset": "fashion_mnist"},
     "ae_gaussian": {"samples": "results/sample_vae/ae_gaussian/samples.npz", "dataset": "fashion_mnist"},
 }
-SAMPLERS = ["ddpm", "ddim", "dpmpp"]  # genpipe.diffusion.SAMPLERS
+SAMPLERS = ["ddpm", "ddim", "dpmpp"]  # genpipe.ddpm.diffusion.SAMPLERS
 SAMPLE_KEYS = ["guidance_scale", "batch_size", "grid_per_class", "trajectory_points", "seed", "precision"]  # sample_ddpm's shared keys
 for _s in SAMPLERS:
     GENERATORS[f"ddpm_{_s}"] = {"samples": f"results/sample_ddpm/{_s}/samples.npz", "dataset": "mnist"}
@@ -146,7 +146,7 @@ def stage_params(*keys):
     """A params function returning ``{key: value}`` for the params.yaml keys of a job.
 
     Keys may hold wildcards ("train_classifier.{dataset}"). Snakemake reruns a job when these
-    values change, as DVC does for the same ``params:`` keys (compared by genpipe.dagcheck).
+    values change, as DVC does for the same ``params:`` keys (compared by genpipe.pipeline.dagcheck).
     """
 
     def values(wildcards):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from genpipe.metrics import classification_metrics
+from genpipe.classify.metrics import classification_metrics
 
 
 def set_determinism(seed: int) -> None:

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from genpipe.io import atomic_path  # noqa: E402
+from genpipe.pipeline.io import atomic_path  # noqa: E402
 
 # Fixed metadata keeps PNG bytes reproducible across runs.
 _PNG_META = {"Software": None}

@@ -1,7 +1,7 @@
 """Stages sample_ddpm and compare_samplers: the trained DDPM's three samplers side by side.
 
 sample_ddpm writes, per sampler, samples.npz (conditional, balanced labels, guided) and
-unconditional.npz in the format of :mod:`genpipe.samples`, a grid per class, an unconditional
+unconditional.npz in the format of :mod:`genpipe.scoring.samples`, a grid per class, an unconditional
 grid, the denoising trajectory and metrics.json with the sampling wall time.
 """
 
@@ -15,9 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genpipe import ddpm_plots, diffusion, io, samples
-from genpipe.plots import save_figure
-from genpipe.train import set_determinism
+from genpipe.ddpm import plots as ddpm_plots
+from genpipe.ddpm import diffusion
+from genpipe.pipeline import io
+from genpipe.scoring import samples
+from genpipe.pipeline.plots import save_figure
+from genpipe.classify.train import set_determinism
 
 
 def balanced_labels(n: int, num_classes: int = 10) -> torch.Tensor:

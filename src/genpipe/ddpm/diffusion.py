@@ -38,9 +38,10 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from genpipe import data, io
+from genpipe.data import datasets as data
+from genpipe.pipeline import io
 from genpipe.models.unet import UNet, UNetConfig, count_parameters
-from genpipe.train import set_determinism
+from genpipe.classify.train import set_determinism
 
 NET_KEYS = ("channels", "mults", "res_blocks", "attn_resolutions", "heads", "dropout", "groups")
 BETAS = {"linear": "linear", "cosine": "squaredcos_cap_v2"}

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from genpipe import data, io
+from genpipe.data import datasets as data
+from genpipe.pipeline import io
 from genpipe.models.resnet import ResNet, ResNetConfig
-from genpipe.train import TrainConfig, predict, scores, set_determinism, to_input, train_classifier
+from genpipe.classify.train import TrainConfig, predict, scores, set_determinism, to_input, train_classifier
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "seed")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from safetensors.torch import load_file
 
-from genpipe.io import read_json
-from genpipe.plots import plt
+from genpipe.pipeline.io import read_json
+from genpipe.pipeline.plots import plt
 
 SPLITS = ("train", "val", "test")
 NAMES = {"bn": "BatchNorm", "in": "InstanceNorm", "bin": "Batch-Instance", "ln": "LayerNorm", "gn": "GroupNorm"}

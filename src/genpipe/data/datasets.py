@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from genpipe.io import sha256_bytes, sha256_file, write_bytes
+from genpipe.pipeline.io import sha256_bytes, sha256_file, write_bytes
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CLASSES = {

@@ -21,9 +21,11 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from genpipe import data, io, samples
-from genpipe.classifier import load_model
-from genpipe.train import to_input
+from genpipe.data import datasets as data
+from genpipe.pipeline import io
+from genpipe.scoring import samples
+from genpipe.classify.classifier import load_model
+from genpipe.classify.train import to_input
 
 # pytorch-fid's port of the TF Inception graph; torch.hub names files <name>-<first 8 hex of sha256>.pth
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from genpipe import data, io
+from genpipe.data import datasets as data
+from genpipe.pipeline import io
 from genpipe.models.vae import Autoencoder, AutoencoderConfig
-from genpipe.params import load_params
-from genpipe.train import set_determinism
+from genpipe.pipeline.params import load_params
+from genpipe.classify.train import set_determinism
 
 NET_KEYS = ("latent_dim", "width", "hidden")
 

@@ -1,5 +1,5 @@
 """results/report/report.md, assembled from metrics.json files and figures; the README's results
-table is copied from it (``python -m genpipe.report README.md``), never typed by hand."""
+table is copied from it (``python -m genpipe.pipeline.report README.md``), never typed by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from genpipe.io import read_json, write_text
+from genpipe.pipeline.io import read_json, write_text
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 

@@ -35,7 +35,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torc
 
 
 def accuracy_under_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, batch_size: int = 1000) -> tuple[float, torch.Tensor]:
-    """Accuracy on FGSM images at ``eps`` and the predictions (batched like genpipe.train.predict)."""
+    """Accuracy on FGSM images at ``eps`` and the predictions (batched like genpipe.classify.train.predict)."""
     model.eval()
     preds = []
     for i in range(0, len(x), batch_size):

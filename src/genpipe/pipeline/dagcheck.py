@@ -2,7 +2,7 @@
 
 Every DVC stage (``foreach`` expanded) must match the Snakemake job that writes the same outputs:
 same step name, same command (Snakemake's ``2>&1 | tee {log}`` plumbing aside), same inputs as
-deps, and the same params values. ``python -m genpipe.dagcheck`` prints every difference.
+deps, and the same params values. ``python -m genpipe.pipeline.dagcheck`` prints every difference.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genpipe import io
+from genpipe.pipeline import io
 
 UNCONDITIONAL = -1
 

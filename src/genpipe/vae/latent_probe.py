@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from genpipe import io
-from genpipe.autoencoder import load as load_autoencoder
+from genpipe.pipeline import io
+from genpipe.vae.autoencoder import load as load_autoencoder
 from genpipe.models.vae import Encoder
-from genpipe.train import predict, scores, set_determinism
+from genpipe.classify.train import predict, scores, set_determinism
 
 VARIANTS = ("frozen", "finetune")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genpipe.plots import plt
+from genpipe.pipeline.plots import plt
 
 _GRAY = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
 

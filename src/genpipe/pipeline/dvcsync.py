@@ -140,7 +140,7 @@ def commit(since: float, root: str | Path = ".", log=print) -> list[str]:
     if not (root / ".dvc").is_dir():
         log("genpipe: no .dvc directory; skipping dvc commit")
         return []
-    from genpipe.dagcheck import dvc_steps
+    from genpipe.pipeline.dagcheck import dvc_steps
 
     done = []
     for step in dvc_steps(root):

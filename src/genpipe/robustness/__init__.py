@@ -1,0 +1,1 @@
+"""Adversarial robustness (rule group robustness): FGSM and accuracy under attack."""
