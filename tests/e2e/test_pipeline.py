@@ -267,3 +267,21 @@ def test_snakemake_trusts_outputs_after_dvc_checkout(project):
     assert re.search(r"rule figures:", dry) and "rule train_classifier:" not in dry
     set_param(project, "figures.samples_per_class", 2)
     assert "Nothing to be done" in sh("snakemake -n", project)
+
+
+def dry_run_jobs(output: str) -> dict[str, int]:
+    """Snakemake's dry-run job table ("Job stats:"): {rule: count}, without the target rule and the total."""
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split() for line in table.splitlines()[3:]]
+    return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[0] not in ("all", "total")}
+
+
+def test_editing_a_module_reruns_exactly_the_stages_that_import_it(project):
+    module = project / "src/genpipe/classify/gradcam.py"  # imported by scripts/gradcam.py only
+    original = module.read_text()
+    module.write_text(original + "\n# an edit\n")
+    try:
+        assert dry_run_jobs(sh("snakemake -n", project)) == {"gradcam": 1, "report": 1}
+        assert set(json.loads(sh("dvc status --json", project))) == {"gradcam"}
+    finally:
+        module.write_text(original)

@@ -1,7 +1,5 @@
 """Snakemake and DVC describe the same DAG: names, commands, deps, outs and params."""
 
-import ast
-
 import pytest
 
 from genpipe.pipeline.dagcheck import Step, compare, dvc_steps, snakemake_steps
@@ -29,36 +27,6 @@ def test_each_step_has_one_script_of_its_name(steps, root):
         assert s.cmd.startswith(f"python scripts/{s.name}.py"), s.cmd
         assert f"scripts/{s.name}.py" in s.deps
         assert (root / "scripts" / f"{s.name}.py").is_file()
-
-
-# Validation only: a schema or validator edit does not change any result, so it reruns nothing.
-NOT_DEPS = {"src/genpipe/pipeline/params.py", "src/genpipe/__init__.py", "src/genpipe/models/__init__.py"}
-
-
-def _imported_modules(path, root, seen=None):
-    """Library files a script uses, following genpipe imports transitively."""
-    seen = set() if seen is None else seen
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "genpipe":
-            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
-        elif isinstance(node, ast.Import):
-            names = [a.name for a in node.names if a.name.split(".")[0] == "genpipe"]
-        for name in names:
-            f = root / "src" / (name.replace(".", "/") + ".py")
-            rel = str(f.relative_to(root))
-            if f.is_file() and rel not in seen:
-                seen.add(rel)
-                _imported_modules(f, root, seen)
-    return seen
-
-
-def test_every_library_module_a_script_imports_is_a_dep(steps, root):
-    """A stage lists the library modules its script uses, so a code edit reruns it (and only it)."""
-    for s in steps[0]:
-        used = _imported_modules(root / "scripts" / f"{s.name}.py", root) - NOT_DEPS
-        code_deps = {d for d in s.deps if d.startswith("src/")}
-        assert code_deps == used, f"{s.instance}: missing {sorted(used - code_deps)}, unused {sorted(code_deps - used)}"
 
 
 def test_drift_is_reported(steps):

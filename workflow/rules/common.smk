@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from genpipe.pipeline import dvcsync
+from genpipe.pipeline import codedeps, dvcsync
 from genpipe.data.datasets import DATASETS, FILES
 from genpipe.pipeline.params import ParamsError, load_yaml, validate
 
@@ -20,73 +20,9 @@ dvcsync.sync_snakemake(".")
 
 DATASET_NAMES = list(DATASETS)
 
-# Code each stage depends on (also its DVC deps): an edit reruns that stage and its descendants.
-CODE = {
-    "download": ["scripts/download.py", "src/genpipe/data/datasets.py", "src/genpipe/pipeline/io.py"],
-    "train_classifier": [
-        "scripts/train_classifier.py",
-        "src/genpipe/classify/classifier.py",
-        "src/genpipe/data/datasets.py",
-        "src/genpipe/pipeline/io.py",
-        "src/genpipe/classify/metrics.py",
-        "src/genpipe/models/norms.py",
-        "src/genpipe/models/resnet.py",
-        "src/genpipe/classify/train.py",
-    ],
-    "figures": [
-        "scripts/figures.py",
-        "src/genpipe/data/datasets.py",
-        "src/genpipe/pipeline/io.py",
-        "src/genpipe/classify/metrics.py",
-        "src/genpipe/pipeline/plots.py",
-    ],
-    "train_norm_study": [],  # filled below: same library code as train_classifier
-    "train_small_batch": [],
-    "aggregate_norm_study": [
-        "scripts/aggregate_norm_study.py",
-        "src/genpipe/pipeline/io.py",
-        "src/genpipe/classify/norm_study.py",
-        "src/genpipe/pipeline/plots.py",
-    ],
-    "gradcam": [
-        "scripts/gradcam.py",
-        "src/genpipe/classify/classifier.py",
-        "src/genpipe/data/datasets.py",
-        "src/genpipe/classify/gradcam.py",
-        "src/genpipe/pipeline/io.py",
-        "src/genpipe/classify/metrics.py",
-        "src/genpipe/models/norms.py",
-        "src/genpipe/models/resnet.py",
-        "src/genpipe/pipeline/plots.py",
-        "src/genpipe/classify/train.py",
-    ],
-    "report": ["scripts/report.py", "src/genpipe/data/datasets.py", "src/genpipe/pipeline/io.py", "src/genpipe/pipeline/report.py"],
-}
-
-# Library modules of the classifier, the autoencoder and the sample scorer, as their scripts import them.
-_RESNET = ["src/genpipe/classify/classifier.py", "src/genpipe/data/datasets.py", "src/genpipe/pipeline/io.py", "src/genpipe/classify/metrics.py",
-           "src/genpipe/models/norms.py", "src/genpipe/models/resnet.py", "src/genpipe/classify/train.py"]
-_AE = ["src/genpipe/vae/autoencoder.py", "src/genpipe/data/datasets.py", "src/genpipe/pipeline/io.py", "src/genpipe/classify/metrics.py",
-       "src/genpipe/models/vae.py", "src/genpipe/classify/train.py"]
-_PLOTS = ["src/genpipe/pipeline/plots.py", "src/genpipe/vae/plots.py"]
-_DDPM = ["src/genpipe/data/datasets.py", "src/genpipe/ddpm/diffusion.py", "src/genpipe/pipeline/io.py", "src/genpipe/classify/metrics.py",
-         "src/genpipe/models/unet.py", "src/genpipe/classify/train.py"]
-_SAMPLING = sorted(_DDPM + _PLOTS + ["src/genpipe/ddpm/stages.py", "src/genpipe/ddpm/plots.py", "src/genpipe/scoring/samples.py"])
-for _step, _mods in {
-    "reference_stats": _RESNET + ["src/genpipe/scoring/evaluation.py", "src/genpipe/scoring/samples.py"],
-    "evaluate_samples": _RESNET + ["src/genpipe/scoring/evaluation.py", "src/genpipe/scoring/samples.py"],
-    "train_ae": _AE,
-    "train_vae": _AE,
-    "sample_vae": _AE + _PLOTS + ["src/genpipe/scoring/samples.py"],
-    "vae_figures": _AE + _PLOTS,
-    "train_latent_probe": _AE + ["src/genpipe/vae/latent_probe.py"],
-    "attack_fgsm": sorted(set(_RESNET + _AE + _PLOTS)) + ["src/genpipe/robustness/adversarial.py", "src/genpipe/vae/latent_probe.py"],
-    "vae_anomaly": _AE + _PLOTS + ["src/genpipe/vae/anomaly.py"],
-    "train_ddpm": _DDPM,
-    "sample_ddpm": _SAMPLING,
-    "compare_samplers": _SAMPLING,
-}.items():
-    CODE[_step] = [f"scripts/{_step}.py"] + _mods
+# Code each stage depends on (also its DVC deps, written by `make deps`): its script and the library
+# modules in the script's import closure. An edit reruns exactly the stages that import the module.
+CODE = codedeps.StageCode(Path(workflow.basedir).parent)
 
 # Sample sets scored by evaluate_samples: name -> samples.npz and the dataset whose classifier scores it
 # (dvc.yaml: vars.generators).
@@ -100,9 +36,6 @@ for _s in SAMPLERS:
     GENERATORS[f"ddpm_{_s}"] = {"samples": f"results/sample_ddpm/{_s}/samples.npz", "dataset": "mnist"}
     GENERATORS[f"ddpm_{_s}_uncond"] = {"samples": f"results/sample_ddpm/{_s}/unconditional.npz", "dataset": "mnist"}
 PROBE_VARIANTS = ["frozen", "finetune"]
-
-for _step in ("train_norm_study", "train_small_batch"):
-    CODE[_step] = [f"scripts/{_step}.py"] + CODE["train_classifier"][1:]
 
 
 wildcard_constraints:
