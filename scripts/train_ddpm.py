@@ -8,9 +8,11 @@ Writes <out>/model.safetensors (EMA weights) + config.json (U-Net and noise sche
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from genpipe.ddpm.diffusion import train_stage
+from genpipe.pipeline.checkpoint import CheckpointError
 from genpipe.pipeline.params import load_params
 
 
@@ -21,7 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoint", default=Path("checkpoints/train_ddpm/state.pt"), type=Path)
     ap.add_argument("--params", default="params.yaml", type=Path)
     args = ap.parse_args(argv)
-    train_stage(args.data, args.out, args.checkpoint, load_params("train_ddpm", args.params))
+    try:
+        train_stage(args.data, args.out, args.checkpoint, load_params("train_ddpm", args.params))
+    except CheckpointError as exc:  # a refused or unwritable checkpoint: one line, not a traceback
+        sys.exit(f"train_ddpm: {exc}")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def test_a_killed_run_continues_from_its_last_checkpoint(tmp_path):
 
     with pytest.raises(Killed):
         diffusion.Trainer(P | {"epochs": 4}, tmp_path / "k.pt").fit(x, y, on_step=kill_at)
-    assert torch.load(tmp_path / "k.pt", weights_only=False)["step"] == 6  # checkpoint_every = 3
+    assert torch.load(tmp_path / "k.pt", weights_only=True)["step"] == 6  # checkpoint_every = 3
     resumed = diffusion.Trainer(P | {"epochs": 4}, tmp_path / "k.pt")
     resumed.fit(x, y)
     straight = diffusion.Trainer(P | {"epochs": 4}, tmp_path / "s.pt")
@@ -80,7 +80,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
 
     with pytest.raises(FloatingPointError, match="at step 4"):
         t.fit(x, y, on_step=poison)
-    ck = torch.load(tmp_path / "n.pt", weights_only=False)
+    ck = torch.load(tmp_path / "n.pt", weights_only=True)
     assert ck["step"] == 3 and all(torch.isfinite(v).all() for v in ck["model"].values())
 
 

@@ -8,7 +8,9 @@ Resumable: every ``checkpoint_every`` steps (and at the end) the full training s
 optimizer, RNG states, step — is written atomically to a checkpoint *outside* the declared outputs,
 keyed by the params; a rerun with the same params continues from it, so a killed run loses at most
 ``checkpoint_every`` steps, and 2 epochs + 2 more equal 4 epochs straight, byte for byte (the
-learning rate depends on the step only: linear warm-up, then constant).
+learning rate depends on the step only: linear warm-up, then constant). The checkpoint is read back
+as plain tensors only (``genpipe.pipeline.checkpoint``): a pickled payload, or a truncated or corrupt
+file, stops the stage with a ``CheckpointError`` naming it, before any output is written.
 
 Sampling: ``ddpm`` (ancestral, 1000 steps), ``ddim`` (η = 0) and ``dpmpp`` (DPM-Solver++ 2M)
 scheduler objects built from the training scheduler's config drive the EMA network, with
@@ -40,6 +42,7 @@ from tqdm.auto import tqdm
 
 from genpipe.data import datasets as data
 from genpipe.pipeline import io
+from genpipe.pipeline.checkpoint import load_state, save_state
 from genpipe.models.unet import UNet, UNetConfig, count_parameters
 from genpipe.classify.train import set_determinism
 
@@ -136,11 +139,6 @@ def ema_warning(p: dict[str, Any], steps: int) -> str | None:
             f"(ema_decay {p['ema_decay']} ** steps); lower train_ddpm.ema_decay or train longer")
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    with io.atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
 class Trainer:
     """ε-prediction training of ``build(p)`` on x0 in [-1, 1] with labels; resumable from ``checkpoint``."""
 
@@ -166,9 +164,9 @@ class Trainer:
         """Continue from the checkpoint if it belongs to these params (else start afresh and say why)."""
         if not self.checkpoint.exists():
             return False
-        ck = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
-        if ck["key"] != self.key:
-            print(f"ignoring {self.checkpoint}: written with other params ({ck['key']} != {self.key})", file=sys.stderr)
+        ck = load_state(self.checkpoint)  # plain tensors only; a payload or a corrupt file -> CheckpointError
+        if ck.get("key") != self.key:
+            print(f"ignoring {self.checkpoint}: written with other params ({ck.get('key')} != {self.key})", file=sys.stderr)
             return False
         self.model.load_state_dict(ck["model"])
         self.ema.load_state_dict(ck["ema"])
@@ -229,7 +227,7 @@ class Trainer:
                 running = []
                 bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4f}", refresh=False)
             if self.step % p["checkpoint_every"] == 0 or self.step == total:
-                _save_checkpoint(self.checkpoint, self.state())
+                save_state(self.checkpoint, self.state())
             bar.update(1)
             if on_step:
                 on_step(self.step)
