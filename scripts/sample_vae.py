@@ -16,8 +16,7 @@ import numpy as np
 from genpipe.vae import autoencoder
 from genpipe.scoring import samples
 from genpipe.pipeline.params import load_params
-from genpipe.pipeline.plots import save_figure
-from genpipe.vae.plots import plot_samples
+from genpipe.pipeline.plots import plot_samples, save_figure
 
 
 def main(argv: list[str] | None = None) -> None:

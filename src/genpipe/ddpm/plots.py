@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genpipe.pipeline.plots import plot_class_grid, plt, save_figure
-from genpipe.vae.plots import image_grid, plot_samples
+from genpipe.pipeline.plots import image_grid, plot_class_grid, plot_samples, plt, save_figure
 
 
 def class_grid(images: np.ndarray, labels: np.ndarray, per_class: int, title: str, dest: Path) -> None:

@@ -99,3 +99,32 @@ def plot_gradcam(panels: list, n_classes: int, title: str) -> plt.Figure:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+GRAY = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
+
+
+def image_grid(rows: list[np.ndarray], row_labels: list[str], title: str, col_labels: list[str] | None = None) -> plt.Figure:
+    """Rows of [0, 1] images (k, H, W), each row labelled on the left."""
+    n, k = len(rows), len(rows[0])
+    fig, axes = plt.subplots(n, k, figsize=(0.75 * k + 1.4, 0.75 * n + 0.5), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(k):
+            ax = axes[i, j]
+            ax.imshow(row[j], **GRAY)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=8)
+            if col_labels and i == 0:
+                ax.set_title(col_labels[j], fontsize=7)
+    fig.suptitle(title)
+    fig.subplots_adjust(wspace=0.04, hspace=0.04)
+    return fig
+
+
+def plot_samples(images: np.ndarray, title: str, per_row: int = 16) -> plt.Figure:
+    """uint8 samples (N, H, W) in rows of ``per_row``."""
+    n = len(images) // per_row * per_row
+    rows = [images[i : i + per_row] / 255.0 for i in range(0, n, per_row)]
+    return image_grid(rows, [""] * len(rows), title)

@@ -6,29 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genpipe.pipeline.plots import plt
-
-_GRAY = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
-
-
-def image_grid(rows: list[np.ndarray], row_labels: list[str], title: str, col_labels: list[str] | None = None) -> plt.Figure:
-    """Rows of [0, 1] images (k, H, W), each row labelled on the left."""
-    n, k = len(rows), len(rows[0])
-    fig, axes = plt.subplots(n, k, figsize=(0.75 * k + 1.4, 0.75 * n + 0.5), squeeze=False)
-    for i, row in enumerate(rows):
-        for j in range(k):
-            ax = axes[i, j]
-            ax.imshow(row[j], **_GRAY)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j == 0:
-                ax.set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=8)
-            if col_labels and i == 0:
-                ax.set_title(col_labels[j], fontsize=7)
-    fig.suptitle(title)
-    fig.subplots_adjust(wspace=0.04, hspace=0.04)
-    return fig
-
+from genpipe.pipeline.plots import GRAY, image_grid, plt
 
 def plot_reconstructions(x: torch.Tensor, ae: torch.Tensor, vae: torch.Tensor, title: str) -> plt.Figure:
     """Input vs AE vs VAE reconstruction, (k, 1, H, W) each."""
@@ -59,13 +37,6 @@ def plot_latent_2d(points: np.ndarray, labels: np.ndarray, classes: list[str], e
     return fig
 
 
-def plot_samples(images: np.ndarray, title: str, per_row: int = 16) -> plt.Figure:
-    """uint8 samples (N, H, W) in rows of ``per_row``."""
-    n = len(images) // per_row * per_row
-    rows = [images[i : i + per_row] / 255.0 for i in range(0, n, per_row)]
-    return image_grid(rows, [""] * len(rows), title)
-
-
 def plot_fgsm_curve(curve: pd.DataFrame, models: list[str], title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, name in enumerate(models):
@@ -84,9 +55,9 @@ def plot_fgsm_examples(panels: list[dict], classes: list[str], eps: float, title
     fig, axes = plt.subplots(len(panels), 3, figsize=(5.4, 1.9 * len(panels)), squeeze=False)
     for i, p in enumerate(panels):
         for j, (img, label, kw) in enumerate((
-            (p["clean"], f"{p['model']}: {classes[p['pred_clean']]}\n(true {classes[p['label']]})", _GRAY),
+            (p["clean"], f"{p['model']}: {classes[p['pred_clean']]}\n(true {classes[p['label']]})", GRAY),
             (p["delta"], f"perturbation ε={eps:g}", {"cmap": "seismic", "vmin": -eps, "vmax": eps}),
-            (p["adv"], f"adversarial: {classes[p['pred_adv']]}", _GRAY),
+            (p["adv"], f"adversarial: {classes[p['pred_adv']]}", GRAY),
         )):
             ax = axes[i, j]
             ax.imshow(img, **kw)
