@@ -2,7 +2,8 @@ import torch
 
 from genpipe.classify.gradcam import grad_cam
 from genpipe.models.resnet import ResNet, ResNetConfig
-from genpipe.classify.train import TrainConfig, set_determinism, train_classifier
+from genpipe.classify.train import TrainConfig, train_classifier
+from genpipe.pipeline.determinism import set_determinism
 
 from test_metrics_train import _toy_data
 

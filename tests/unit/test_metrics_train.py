@@ -2,7 +2,8 @@ import torch
 
 from genpipe.classify.metrics import classification_metrics, confusion_matrix
 from genpipe.models.resnet import ResNet, ResNetConfig
-from genpipe.classify.train import TrainConfig, set_determinism, to_input, train_classifier
+from genpipe.classify.train import TrainConfig, to_input, train_classifier
+from genpipe.pipeline.determinism import set_determinism
 
 
 def test_metrics_against_hand_computation():

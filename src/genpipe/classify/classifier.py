@@ -18,7 +18,8 @@ import torch
 from genpipe.data import datasets as data
 from genpipe.pipeline import io
 from genpipe.models.resnet import ResNet, ResNetConfig
-from genpipe.classify.train import TrainConfig, predict, scores, set_determinism, to_input, train_classifier
+from genpipe.classify.train import TrainConfig, predict, scores, to_input, train_classifier
+from genpipe.pipeline.determinism import set_determinism
 
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "seed")
 

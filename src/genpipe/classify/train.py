@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
-import random
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from genpipe.classify.metrics import classification_metrics
-
-
-def set_determinism(seed: int) -> None:
-    """Seed every RNG and make kernels deterministic (same machine + threads => same bytes)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def to_input(x_uint8: torch.Tensor, mean: float, std: float) -> torch.Tensor:

@@ -44,7 +44,7 @@ from genpipe.data import datasets as data
 from genpipe.pipeline import io
 from genpipe.pipeline.checkpoint import load_state, save_state
 from genpipe.models.unet import UNet, UNetConfig, count_parameters
-from genpipe.classify.train import set_determinism
+from genpipe.pipeline.determinism import set_determinism
 
 NET_KEYS = ("channels", "mults", "res_blocks", "attn_resolutions", "heads", "dropout", "groups")
 BETAS = {"linear": "linear", "cosine": "squaredcos_cap_v2"}

@@ -20,7 +20,7 @@ from genpipe.ddpm import diffusion
 from genpipe.pipeline import io
 from genpipe.scoring import samples
 from genpipe.pipeline.plots import save_figure
-from genpipe.classify.train import set_determinism
+from genpipe.pipeline.determinism import set_determinism
 
 
 def balanced_labels(n: int, num_classes: int = 10) -> torch.Tensor:

@@ -20,7 +20,7 @@ from genpipe.data import datasets as data
 from genpipe.pipeline import io
 from genpipe.models.vae import Autoencoder, AutoencoderConfig
 from genpipe.pipeline.params import load_params
-from genpipe.classify.train import set_determinism
+from genpipe.pipeline.determinism import set_determinism
 
 NET_KEYS = ("latent_dim", "width", "hidden")
 

@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 from genpipe.pipeline import io
 from genpipe.vae.autoencoder import load as load_autoencoder
 from genpipe.models.vae import Encoder
-from genpipe.classify.train import predict, scores, set_determinism
+from genpipe.classify.train import predict, scores
+from genpipe.pipeline.determinism import set_determinism
 
 VARIANTS = ("frozen", "finetune")
 
