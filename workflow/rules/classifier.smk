@@ -17,5 +17,5 @@ rule train_classifier:
     log:
         "logs/train_classifier/{dataset}.log",
     shell:
-        "python scripts/train_classifier.py --dataset {wildcards.dataset} --data data/raw/{wildcards.dataset}"
-        " --out results/train_classifier/{wildcards.dataset} 2>&1 | tee {log}"
+        logged("python scripts/train_classifier.py --dataset {wildcards.dataset} --data data/raw/{wildcards.dataset}"
+               " --out results/train_classifier/{wildcards.dataset}")

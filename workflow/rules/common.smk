@@ -7,6 +7,10 @@ from genpipe.pipeline import codedeps, dvcsync
 from genpipe.data.datasets import DATASETS, FILES
 from genpipe.pipeline.params import ParamsError, load_yaml, validate
 
+# Every rule's shell is logged("<its DVC stage's cmd>"): the command's output goes to {log}, and the
+# terminal gets one line when the job starts and one when it ends (genpipe.pipeline.joblog).
+from genpipe.pipeline.joblog import logged
+
 RUN_STARTED = time.time()
 
 # params.yaml is validated before any job starts; the message names the offending key.

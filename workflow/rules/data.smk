@@ -9,4 +9,4 @@ rule download:
     log:
         "logs/download/{dataset}_{folder}.log",
     shell:
-        "python scripts/download.py --dataset {wildcards.dataset} --out data/raw/{wildcards.dataset} 2>&1 | tee {log}"
+        logged("python scripts/download.py --dataset {wildcards.dataset} --out data/raw/{wildcards.dataset}")

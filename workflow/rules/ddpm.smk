@@ -21,7 +21,7 @@ rule train_ddpm:
     log:
         "logs/train_ddpm/train_ddpm.log",
     shell:
-        "python scripts/train_ddpm.py --data data/raw/mnist --out results/train_ddpm 2>&1 | tee {log}"
+        logged("python scripts/train_ddpm.py --data data/raw/mnist --out results/train_ddpm")
 
 
 rule sample_ddpm:
@@ -40,8 +40,8 @@ rule sample_ddpm:
     log:
         "logs/sample_ddpm/{sampler}.log",
     shell:
-        "python scripts/sample_ddpm.py --sampler {wildcards.sampler} --model results/train_ddpm"
-        " --out results/sample_ddpm/{wildcards.sampler} 2>&1 | tee {log}"
+        logged("python scripts/sample_ddpm.py --sampler {wildcards.sampler} --model results/train_ddpm"
+               " --out results/sample_ddpm/{wildcards.sampler}")
 
 
 rule compare_samplers:
@@ -58,5 +58,5 @@ rule compare_samplers:
     log:
         "logs/compare_samplers/compare_samplers.log",
     shell:
-        "python scripts/compare_samplers.py --train results/train_ddpm --samples results/sample_ddpm"
-        " --scores results/evaluate_samples --out results/compare_samplers 2>&1 | tee {log}"
+        logged("python scripts/compare_samplers.py --train results/train_ddpm --samples results/sample_ddpm"
+               " --scores results/evaluate_samples --out results/compare_samplers")

@@ -11,14 +11,14 @@ rule reference_stats:
         features="results/reference_stats/{dataset}/features.safetensors",
         metrics="results/reference_stats/{dataset}/metrics.json",
     params:
-        tracked=stage_params("evaluate_samples"),
+        tracked=stage_params(*(f"evaluate_samples.{k}" for k in ("floor_n", "inception_weights", "kid_subset_size", "kid_subsets", "seed"))),
     conda:
         "../../environment.yml"
     log:
         "logs/reference_stats/{dataset}.log",
     shell:
-        "python scripts/reference_stats.py --dataset {wildcards.dataset} --data data/raw/{wildcards.dataset}"
-        " --classifier results/train_classifier/{wildcards.dataset} --out results/reference_stats/{wildcards.dataset} 2>&1 | tee {log}"
+        logged("python scripts/reference_stats.py --dataset {wildcards.dataset} --data data/raw/{wildcards.dataset}"
+               " --classifier results/train_classifier/{wildcards.dataset} --out results/reference_stats/{wildcards.dataset}")
 
 
 rule evaluate_samples:
@@ -31,12 +31,12 @@ rule evaluate_samples:
     output:
         "results/evaluate_samples/{generator}/metrics.json",
     params:
-        tracked=stage_params("evaluate_samples"),
+        tracked=stage_params(*(f"evaluate_samples.{k}" for k in ("inception_weights", "kid_subset_size", "kid_subsets", "same_n", "seed"))),
         dataset=generator_dataset,
     conda:
         "../../environment.yml"
     log:
         "logs/evaluate_samples/{generator}.log",
     shell:
-        "python scripts/evaluate_samples.py --samples {input.samples} --classifier results/train_classifier/{params.dataset}"
-        " --reference results/reference_stats/{params.dataset} --out results/evaluate_samples/{wildcards.generator} 2>&1 | tee {log}"
+        logged("python scripts/evaluate_samples.py --samples {input.samples} --classifier results/train_classifier/{params.dataset}"
+               " --reference results/reference_stats/{params.dataset} --out results/evaluate_samples/{wildcards.generator}")

@@ -16,5 +16,5 @@ rule figures:
     log:
         "logs/figures/{dataset}.log",
     shell:
-        "python scripts/figures.py --dataset {wildcards.dataset} --data data/raw/{wildcards.dataset}"
-        " --classifier results/train_classifier/{wildcards.dataset} --out results/figures/{wildcards.dataset} 2>&1 | tee {log}"
+        logged("python scripts/figures.py --dataset {wildcards.dataset} --data data/raw/{wildcards.dataset}"
+               " --classifier results/train_classifier/{wildcards.dataset} --out results/figures/{wildcards.dataset}")

@@ -19,8 +19,8 @@ rule train_norm_study:
     log:
         "logs/train_norm_study/{norm}-{seed}.log",
     shell:
-        "python scripts/train_norm_study.py --norm {wildcards.norm} --seed {wildcards.seed} --data data/raw/fashion_mnist"
-        " --out results/train_norm_study/{wildcards.norm}-{wildcards.seed} 2>&1 | tee {log}"
+        logged("python scripts/train_norm_study.py --norm {wildcards.norm} --seed {wildcards.seed} --data data/raw/fashion_mnist"
+               " --out results/train_norm_study/{wildcards.norm}-{wildcards.seed}")
 
 
 rule train_small_batch:
@@ -44,8 +44,8 @@ rule train_small_batch:
     log:
         "logs/train_small_batch/{norm}-{batch}.log",
     shell:
-        "python scripts/train_small_batch.py --norm {wildcards.norm} --batch-size {wildcards.batch} --data data/raw/fashion_mnist"
-        " --out results/train_small_batch/{wildcards.norm}-{wildcards.batch} 2>&1 | tee {log}"
+        logged("python scripts/train_small_batch.py --norm {wildcards.norm} --batch-size {wildcards.batch} --data data/raw/fashion_mnist"
+               " --out results/train_small_batch/{wildcards.norm}-{wildcards.batch}")
 
 
 rule aggregate_norm_study:
@@ -73,8 +73,8 @@ rule aggregate_norm_study:
     log:
         "logs/aggregate_norm_study/aggregate_norm_study.log",
     shell:
-        "python scripts/aggregate_norm_study.py --runs results/train_norm_study --small-batch results/train_small_batch"
-        " --out results/aggregate_norm_study 2>&1 | tee {log}"
+        logged("python scripts/aggregate_norm_study.py --runs results/train_norm_study --small-batch results/train_small_batch"
+               " --out results/aggregate_norm_study")
 
 
 rule gradcam:
@@ -93,4 +93,4 @@ rule gradcam:
     log:
         "logs/gradcam/gradcam.log",
     shell:
-        "python scripts/gradcam.py --runs results/train_norm_study --data data/raw/fashion_mnist --out results/gradcam 2>&1 | tee {log}"
+        logged("python scripts/gradcam.py --runs results/train_norm_study --data data/raw/fashion_mnist --out results/gradcam")

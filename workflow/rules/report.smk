@@ -27,4 +27,4 @@ rule report:
     log:
         "logs/report/report.log",
     shell:
-        "python scripts/report.py --out results/report/report.md 2>&1 | tee {log}"
+        logged("python scripts/report.py --out results/report/report.md")

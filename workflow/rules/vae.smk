@@ -19,7 +19,7 @@ rule train_ae:
     log:
         "logs/train_ae/train_ae.log",
     shell:
-        "python scripts/train_ae.py --data data/raw/fashion_mnist --out results/train_ae 2>&1 | tee {log}"
+        logged("python scripts/train_ae.py --data data/raw/fashion_mnist --out results/train_ae")
 
 
 rule train_vae:
@@ -38,7 +38,7 @@ rule train_vae:
     log:
         "logs/train_vae/train_vae.log",
     shell:
-        "python scripts/train_vae.py --data data/raw/fashion_mnist --out results/train_vae 2>&1 | tee {log}"
+        logged("python scripts/train_vae.py --data data/raw/fashion_mnist --out results/train_vae")
 
 
 rule sample_vae:
@@ -56,7 +56,7 @@ rule sample_vae:
     log:
         "logs/sample_vae/sample_vae.log",
     shell:
-        "python scripts/sample_vae.py --vae results/train_vae --ae results/train_ae --out results/sample_vae 2>&1 | tee {log}"
+        logged("python scripts/sample_vae.py --vae results/train_vae --ae results/train_ae --out results/sample_vae")
 
 
 rule vae_figures:
@@ -75,8 +75,8 @@ rule vae_figures:
     log:
         "logs/vae_figures/vae_figures.log",
     shell:
-        "python scripts/vae_figures.py --ae results/train_ae --vae results/train_vae --data data/raw/fashion_mnist"
-        " --out results/vae_figures 2>&1 | tee {log}"
+        logged("python scripts/vae_figures.py --ae results/train_ae --vae results/train_vae --data data/raw/fashion_mnist"
+               " --out results/vae_figures")
 
 
 rule train_latent_probe:
@@ -96,8 +96,8 @@ rule train_latent_probe:
     log:
         "logs/train_latent_probe/{variant}.log",
     shell:
-        "python scripts/train_latent_probe.py --variant {wildcards.variant} --vae results/train_vae --data data/raw/fashion_mnist"
-        " --out results/train_latent_probe/{wildcards.variant} 2>&1 | tee {log}"
+        logged("python scripts/train_latent_probe.py --variant {wildcards.variant} --vae results/train_vae --data data/raw/fashion_mnist"
+               " --out results/train_latent_probe/{wildcards.variant}")
 
 
 rule attack_fgsm:
@@ -116,8 +116,8 @@ rule attack_fgsm:
     log:
         "logs/attack_fgsm/attack_fgsm.log",
     shell:
-        "python scripts/attack_fgsm.py --probe results/train_latent_probe --classifier results/train_classifier/fashion_mnist"
-        " --data data/raw/fashion_mnist --out results/attack_fgsm 2>&1 | tee {log}"
+        logged("python scripts/attack_fgsm.py --probe results/train_latent_probe --classifier results/train_classifier/fashion_mnist"
+               " --data data/raw/fashion_mnist --out results/attack_fgsm")
 
 
 rule vae_anomaly:
@@ -135,4 +135,4 @@ rule vae_anomaly:
     log:
         "logs/vae_anomaly/vae_anomaly.log",
     shell:
-        "python scripts/vae_anomaly.py --data data/raw/fashion_mnist --out results/vae_anomaly 2>&1 | tee {log}"
+        logged("python scripts/vae_anomaly.py --data data/raw/fashion_mnist --out results/vae_anomaly")

@@ -1,20 +1,19 @@
 """Check that the Snakemake workflow and dvc.yaml describe the same DAG (DESIGN.md, contract 1).
 
 Every DVC stage (``foreach`` expanded) must match the Snakemake job that writes the same outputs:
-same step name, same command (Snakemake's ``2>&1 | tee {log}`` plumbing aside), same inputs as
+same step name, same command (Snakemake's log plumbing, ``genpipe.pipeline.joblog``, aside), same inputs as
 deps, and the same params values. ``python -m genpipe.pipeline.dagcheck`` prints every difference.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-_LOG_SUFFIX = re.compile(r"\s*2>&1 \| tee \S+\s*$")
+from genpipe.pipeline.joblog import unlogged
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ def snakemake_steps(root: str | Path = ".") -> list[Step]:
                 Step(
                     name=job.rule.name,
                     instance=f"{job.rule.name}@{wc}" if wc else job.rule.name,
-                    cmd=" ".join(_LOG_SUFFIX.sub("", job.shellcmd).split()),
+                    cmd=" ".join(unlogged(job.shellcmd).split()),
                     deps=frozenset(map(str, job.input)),
                     outs=frozenset(map(str, job.output)),
                     params=_canon(keyed),
