@@ -1,8 +1,9 @@
 """Stage reference_stats: real-image features of one dataset for FID/KID, from its classifier.
 
-Writes <out>/features.safetensors (test split and training-subset features, with the classifier's
-sha256 in the metadata) and metrics.json (the real-vs-real floor: FID/KID of training images vs
-the test split).
+Writes <out>/features.safetensors (test split and training-subset features; its one metadata key,
+"config", holds the dataset, the classifier's sha256 and the feature dimension as sorted JSON, so the
+bytes do not change between runs) and metrics.json (the real-vs-real floor: FID/KID of training
+images vs the test split).
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save_file  # only to write a reference in the old metadata format
 
 from genpipe.pipeline import io
 from genpipe.scoring import samples
-from genpipe.scoring.evaluation import ReferenceMismatchError, evaluate_samples, fid_kid, load_reference
+from genpipe.scoring.evaluation import ReferenceMismatchError, evaluate_samples, fid_kid, load_reference, load_reference_tensor
 from genpipe.models.resnet import ResNet, ResNetConfig
 
 P = {"kid_subsets": 3, "kid_subset_size": 50, "seed": 0, "floor_n": 100, "same_n": 80, "inception_weights": None}
@@ -67,8 +67,9 @@ def test_evaluate_samples_scores_generation_accuracy_against_the_classifier(tmp_
     ref = tmp_path / "reference"
     ref.mkdir()
     g = torch.Generator().manual_seed(1)
-    save_file({"test": torch.randn(200, model.feature_dim, generator=g), "train": torch.randn(200, model.feature_dim, generator=g)},
-              str(ref / "features.safetensors"), metadata={"classifier_sha256": sha})
+    io.save_tensors(ref / "features.safetensors",
+                    {"test": torch.randn(200, model.feature_dim, generator=g), "train": torch.randn(200, model.feature_dim, generator=g)},
+                    {"dataset": "mnist", "classifier_sha256": sha, "feature_dim": model.feature_dim})
     io.write_json(ref / "metrics.json", {"floor": {"fid": 1.0, "kid_mean": 0.0, "kid_std": 0.0, "n": 200}})
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (120, 28, 28), dtype=np.uint8)
@@ -85,8 +86,14 @@ def test_evaluate_samples_scores_generation_accuracy_against_the_classifier(tmp_
     assert m["fid"] > 0 and m["inception_fid"] is None and "inception_weights is null" in m["inception_fid_reason"]
     assert io.read_json(tmp_path / "out" / "metrics.json") == m
 
-    save_file({"test": torch.zeros(3, 2)}, str(ref / "features.safetensors"), metadata={"classifier_sha256": "0" * 64})
-    with pytest.raises(ReferenceMismatchError, match="rerun reference_stats"):
+    with pytest.raises(KeyError, match="has no 'inception_test'.*rerun reference_stats with the current params"):
+        load_reference_tensor(ref, "inception_test")
+    io.save_tensors(ref / "features.safetensors", {"test": torch.zeros(3, 2)}, {"dataset": "mnist", "classifier_sha256": "0" * 64, "feature_dim": 2})
+    with pytest.raises(ReferenceMismatchError, match=f"classifier sha256 {'0' * 64}, but the classifier given has {sha}; rerun reference_stats"):
+        load_reference(ref, sha)
+    # a reference written before the single "config" key (three metadata keys) is refused by name
+    save_file({"test": torch.zeros(3, 2)}, str(ref / "features.safetensors"), metadata={"classifier_sha256": sha})
+    with pytest.raises(ReferenceMismatchError, match="records no classifier sha256 .* rerun reference_stats"):
         load_reference(ref, sha)
     samples.save(tmp_path / "f.npz", images, labels, "fashion_mnist")
     with pytest.raises(ValueError, match="holds fashion_mnist samples but .* is a mnist classifier"):

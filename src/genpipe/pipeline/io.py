@@ -2,6 +2,11 @@
 
 Every artifact is written to a temporary file in its destination directory and moved into place
 with ``os.replace``: a killed job never leaves a file that looks complete.
+
+Every safetensors file is written by :func:`save_tensors`, with at most one metadata key,
+``"config"``, holding sorted JSON: safetensors (0.8) writes several metadata keys in an order
+that changes from process to process, so more than one key would make the bytes (and DVC's hash)
+differ between runs of the same job.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 
@@ -73,11 +79,49 @@ class ConfigMismatchError(ValueError):
     """A checkpoint's config.json disagrees with what the caller expects."""
 
 
+TENSORS_CONFIG_KEY = "config"
+
+
+def save_tensors(dest: str | os.PathLike[str], tensors: dict[str, torch.Tensor], config: dict[str, Any] | None = None) -> None:
+    """Write ``tensors`` as safetensors atomically, with ``config`` as the only metadata key.
+
+    The metadata is ``{"config": json.dumps(config, sort_keys=True)}`` (none when ``config`` is
+    None): one key whose value does not depend on dict order, so the same tensors and config give
+    the same bytes in every process. Read it back with :func:`read_tensors_config`.
+    """
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    metadata = None if config is None else {TENSORS_CONFIG_KEY: json.dumps(config, sort_keys=True)}
+    with atomic_path(dest) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def read_tensors_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``config`` stored by :func:`save_tensors` in a safetensors file (None if it has none)."""
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    raw = meta.get(TENSORS_CONFIG_KEY)
+    return None if raw is None else json.loads(raw)
+
+
+def load_tensors(path: str | os.PathLike[str], names: list[str] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """Tensors of a safetensors file (all, or only ``names``) and its stored ``config``.
+
+    Raises KeyError naming the file and the tensors it has when one of ``names`` is missing.
+    """
+    with safe_open(str(path), framework="pt") as fh:
+        have = list(fh.keys())
+        missing = [n for n in names or [] if n not in have]
+        if missing:
+            raise KeyError(f"{path} has no {', '.join(map(repr, missing))} (it has {sorted(have)})")
+        tensors = {n: fh.get_tensor(n) for n in (have if names is None else names)}
+        meta = fh.metadata() or {}
+    raw = meta.get(TENSORS_CONFIG_KEY)
+    return tensors, None if raw is None else json.loads(raw)
+
+
 def save_model(model: torch.nn.Module, config: dict[str, Any], weights: Path, config_path: Path) -> None:
     """Save ``model`` as safetensors and its constructor ``config`` as JSON, both atomically."""
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(weights) as tmp:
-        save_file(tensors, str(tmp), metadata={"config": json.dumps(config, sort_keys=True)})
+    save_tensors(weights, model.state_dict(), config)
     write_json(config_path, config)
 
 
@@ -89,10 +133,7 @@ def load_state(weights: Path, config_path: Path, expected: dict[str, Any] | None
     """
     config = read_json(config_path)
     state = load_file(str(weights))
-    from safetensors import safe_open
-
-    with safe_open(str(weights), framework="pt") as fh:
-        embedded = json.loads((fh.metadata() or {}).get("config", "null"))
+    embedded = read_tensors_config(weights)
     if embedded is not None and embedded != config:
         raise ConfigMismatchError(f"{config_path} does not match the config stored in {weights}")
     if expected:

@@ -3,12 +3,22 @@
 Snakemake validates the whole file before any job starts; each script validates its own section
 (as DVC runs scripts directly). Errors name the dotted key, e.g.
 ``params.yaml: train_classifier.mnist.epochs: 0 is less than the minimum of 1``.
+
+After the schema, :data:`CROSS_KEY_RULES` checks constraints between keys that a JSON schema
+cannot express (``evaluate_samples.same_n`` against each sampler's ``n``, ...); their messages
+name both keys and values. A script validating only its section runs every cross-key rule that
+names a key inside that section, with the other key read from the same (whole) file: the
+constraint is checked by the first stage that reads either key, before any work, as Snakemake
+does for the whole file. A rule whose other key is missing or not a number is skipped there (that
+key's own section reports it).
 """
 
 from __future__ import annotations
 
+import operator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import jsonschema
 import yaml
@@ -65,8 +75,89 @@ def _subschema(schema: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return node
 
 
+@dataclass(frozen=True)
+class CrossKeyRule:
+    """``left_factor * left <op> right_factor * right`` for every value of two dotted keys.
+
+    A key part ``*`` stands for every key of that mapping (``sample_ddpm.samplers.*.n``); each
+    value of ``left`` is checked against each value of ``right``. ``message`` is formatted with
+    ``left``, ``right`` (the dotted keys) and ``lv``, ``rv`` (their values).
+    """
+
+    left: str
+    op: Callable[[Any, Any], bool]
+    right: str
+    message: str
+    left_factor: int = 1
+    right_factor: int = 1
+
+    def violations(self, doc: Any, section: tuple[str, ...] = ()) -> Iterator[str]:
+        for lkey, lv in _values(doc, self.left.split(".")):
+            for rkey, rv in _values(doc, self.right.split(".")):
+                if section and not (_within(lkey, section) or _within(rkey, section)):
+                    continue
+                if not self.op(self.left_factor * lv, self.right_factor * rv):
+                    yield self.message.format(left=_dotted(lkey), right=_dotted(rkey), lv=lv, rv=rv)
+
+
+def _values(node: Any, parts: list[str], path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """(path, value) of every number at the dotted ``parts`` ("*" = every key); absent keys give nothing."""
+    if not parts:
+        if isinstance(node, (int, float)) and not isinstance(node, bool):
+            yield path, node
+        return
+    if not isinstance(node, dict):
+        return
+    head, rest = parts[0], parts[1:]
+    for key in sorted(node, key=str) if head == "*" else [head] if head in node else []:
+        yield from _values(node[key], rest, path + (str(key),))
+
+
+def _within(key: tuple[str, ...], section: tuple[str, ...]) -> bool:
+    """``key`` lies inside ``section`` or is one of the keys ``section`` lies in."""
+    n = min(len(key), len(section))
+    return key[:n] == section[:n]
+
+
+# Constraints between keys, checked after the schema (messages name both keys and values).
+# Each is a failure or a silent change of meaning in the code today, not a matter of taste.
+CROSS_KEY_RULES: tuple[CrossKeyRule, ...] = (
+    # evaluate_samples scores the first min(same_n, n) samples of each set; compare_samplers then
+    # stops at its end ("samplers were compared at different N") when a sampler's set is smaller.
+    CrossKeyRule("evaluate_samples.same_n", operator.le, "sample_ddpm.samplers.*.n",
+                 "{left}: {lv} is more than {right}: {rv} (compare_samplers scores every sampler's conditional set "
+                 "at its first same_n samples)"),
+    # grid.png takes grid_per_class samples of each digit from the balanced labels 0..9, 0..9, ...:
+    # fewer than 10 * grid_per_class samples shrink the grid or fail np.stack after all the sampling.
+    CrossKeyRule("sample_ddpm.grid_per_class", operator.le, "sample_ddpm.samplers.*.n",
+                 "{left}: {lv} is more than {right}: {rv} / 10 (grid.png shows grid_per_class samples of each of "
+                 "the 10 digits)", left_factor=10),
+    # FID (genpipe.scoring.evaluation.fid_kid) needs more samples than the classifier's features,
+    # 4 * width: every set scored in that space, its same_n prefix and the floor's training subset.
+    *(CrossKeyRule(key, operator.gt, f"train_classifier.{dataset}.width",
+                   "{left}: {lv} is not more than 4 x {right}: {rv} (FID needs more samples than the classifier's "
+                   "4 x width features)", right_factor=4)
+      for key, dataset in (
+          ("sample_ddpm.samplers.*.n", "mnist"),
+          ("sample_ddpm.samplers.*.n_unconditional", "mnist"),
+          ("sample_vae.n", "fashion_mnist"),
+          ("evaluate_samples.same_n", "*"),
+          ("evaluate_samples.floor_n", "*"),
+      )),
+)
+
+
+def cross_key_errors(doc: Any, section: str | None = None) -> list[str]:
+    """Messages of every :data:`CROSS_KEY_RULES` violation (only rules naming a key in ``section``)."""
+    keys = tuple(section.split(".")) if section else ()
+    return [msg for rule in CROSS_KEY_RULES for msg in rule.violations(doc, keys)]
+
+
 def validate(doc: Any, schema: dict[str, Any], section: str | None = None, source: str = "params.yaml") -> None:
-    """Validate ``doc`` (or only its dotted ``section``) and raise :class:`ParamsError` listing every problem."""
+    """Validate ``doc`` (or only its dotted ``section``) and raise :class:`ParamsError` listing every problem.
+
+    The schema first; then, when it passes, :data:`CROSS_KEY_RULES` (see the module docstring).
+    """
     keys = tuple(section.split(".")) if section else ()
     node = doc
     for i, key in enumerate(keys):
@@ -79,6 +170,10 @@ def validate(doc: Any, schema: dict[str, Any], section: str | None = None, sourc
     if errors:
         lines = "\n".join(f"  {_describe(e, keys, schema)}" for e in errors)
         raise ParamsError(f"{source}: invalid parameters:\n{lines}")
+    cross = cross_key_errors(doc, section)
+    if cross:
+        lines = "\n".join(f"  {m}" for m in cross)
+        raise ParamsError(f"{source}: parameters that contradict each other:\n{lines}")
 
 
 def load_params(section: str | None = None, path: str | Path = "params.yaml") -> Any:

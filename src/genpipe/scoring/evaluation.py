@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
@@ -129,12 +127,11 @@ def reference_stats(dataset: str, data_root: Path, classifier_dir: Path, out: Pa
     test_f, _ = extract(x_test)
     train_f, _ = extract(x_train[pick])
     floor = fid_kid(test_f, train_f, p["kid_subsets"], p["kid_subset_size"], p["seed"])
-    meta = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": str(extract.dim)}
+    config = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": extract.dim}
     tensors = {"test": test_f.float().contiguous(), "train": train_f.float().contiguous()}
     if p["inception_weights"]:  # 2048-d Inception pool features of the test split, for inception_fid
         tensors["inception_test"] = inception_features(load_inception(Path(p["inception_weights"])), x_test).float().contiguous()
-    with io.atomic_path(out / "features.safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    io.save_tensors(out / "features.safetensors", tensors, config)  # one sorted-JSON metadata key: stable bytes
     metrics = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": extract.dim,
                "n_test": len(test_f), "floor": {**floor, "n": len(train_f), "what": f"{len(train_f)} training images vs the test split"}}
     io.write_json(out / "metrics.json", metrics)
@@ -144,22 +141,25 @@ def reference_stats(dataset: str, data_root: Path, classifier_dir: Path, out: Pa
 def load_reference(reference_dir: Path, classifier_sha256: str) -> tuple[torch.Tensor, dict[str, Any]]:
     """Test-split features of a reference, checked against the classifier that will score samples."""
     path = reference_dir / "features.safetensors"
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-        test = fh.get_tensor("test").double()
-    if meta.get("classifier_sha256") != classifier_sha256:
+    config = io.read_tensors_config(path)
+    if config is None or "classifier_sha256" not in config:
         raise ReferenceMismatchError(
-            f"{path} was computed with classifier sha256 {meta.get('classifier_sha256')}, but the classifier given has "
+            f"{path} records no classifier sha256 in its config metadata (written by an older reference_stats); rerun reference_stats")
+    if config["classifier_sha256"] != classifier_sha256:
+        raise ReferenceMismatchError(
+            f"{path} was computed with classifier sha256 {config['classifier_sha256']}, but the classifier given has "
             f"{classifier_sha256}; rerun reference_stats")
-    return test, io.read_json(reference_dir / "metrics.json")
+    tensors, _ = io.load_tensors(path, ["test"])
+    return tensors["test"].double(), io.read_json(reference_dir / "metrics.json")
 
 
 def load_reference_tensor(reference_dir: Path, name: str) -> torch.Tensor:
     path = reference_dir / "features.safetensors"
-    with safe_open(str(path), framework="pt") as fh:
-        if name not in fh.keys():
-            raise KeyError(f"{path} has no {name!r} (it has {sorted(fh.keys())}); rerun reference_stats with the current params")
-        return fh.get_tensor(name).double()
+    try:
+        tensors, _ = io.load_tensors(path, [name])
+    except KeyError as exc:
+        raise KeyError(f"{exc.args[0]}; rerun reference_stats with the current params") from None
+    return tensors[name].double()
 
 
 def _inception_fid(images: np.ndarray, reference_dir: Path, p: dict[str, Any]) -> dict[str, Any]:
