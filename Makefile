@@ -57,6 +57,6 @@ readme: setup
 # `dot`, also docs/rulegraph.svg (same transitively reduced graph, via `tred`).
 dag: setup
 	snakemake --rulegraph mermaid-js > docs/rulegraph.mmd.tmp
-	python docs/rulegraph.py docs/rulegraph.mmd README.md < docs/rulegraph.mmd.tmp && rm docs/rulegraph.mmd.tmp
+	python -m genpipe.pipeline.rulegraph docs/rulegraph.mmd README.md < docs/rulegraph.mmd.tmp && rm docs/rulegraph.mmd.tmp
 	@if command -v dot >/dev/null 2>&1; then snakemake --rulegraph dot 2>/dev/null > docs/rulegraph.dot.tmp && tred docs/rulegraph.dot.tmp | dot -Tsvg > docs/rulegraph.svg.tmp && mv docs/rulegraph.svg.tmp docs/rulegraph.svg && rm docs/rulegraph.dot.tmp && echo "wrote docs/rulegraph.svg"; \
 	else echo "note: no Graphviz 'dot' (apt-get install graphviz): docs/rulegraph.svg not drawn, docs/rulegraph.mmd is"; fi

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from genpipe.pipeline.report import END, START, classifier_table, update_readme
+from genpipe.pipeline.report import END, START, classifier_table, summary_table, update_readme
 
 
 def _block(text):
@@ -10,8 +10,9 @@ def _block(text):
 
 
 def test_readme_results_table_is_the_reports(root):
-    """The README's table is copied from results/report/report.md (make readme), not typed."""
-    assert _block((root / "README.md").read_text()) == _block((root / "results/report/report.md").read_text())
+    """docs/results.md holds the report's tables and the README their summary (make readme), not typed."""
+    assert _block((root / "docs/results.md").read_text()) == _block((root / "results/report/report.md").read_text())
+    assert _block((root / "README.md").read_text()) == f"{START}\n{summary_table(root / 'results')}\n{END}"
 
 
 def test_update_readme_replaces_only_the_block(tmp_path):
@@ -23,6 +24,16 @@ def test_update_readme_replaces_only_the_block(tmp_path):
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="results markers"):
         update_readme(readme, report)
+
+
+def test_update_readme_writes_summary_and_full_tables(tmp_path):
+    readme, report, full = tmp_path / "README.md", tmp_path / "report.md", tmp_path / "results.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\noutro\n")
+    full.write_text(f"# all\n{START}\n{END}\n")
+    report.write_text(f"# r\n{START}\n| new |\n{END}\n")
+    update_readme(readme, report, full, summary="| summary |\n")
+    assert readme.read_text() == f"intro\n{START}\n| summary |\n{END}\noutro\n"
+    assert full.read_text() == f"# all\n{START}\n| new |\n{END}\n"
 
 
 def test_classifier_table_formats_percentages():

@@ -1,5 +1,6 @@
-"""results/report/report.md, assembled from metrics.json files and figures; the README's results
-table is copied from it (``python -m genpipe.pipeline.report README.md``), never typed by hand."""
+"""results/report/report.md, assembled from metrics.json files and figures. ``make readme``
+(``python -m genpipe.pipeline.report README.md``) copies its results block into docs/results.md and
+writes the README's compact summary from the same metrics.json files: neither is typed by hand."""
 
 from __future__ import annotations
 
@@ -117,14 +118,62 @@ def build_report(results: Path, datasets: list[str]) -> str:
     return "\n".join(parts)
 
 
-def update_readme(readme: Path, report: Path) -> None:
-    """Replace the README's block between the results markers with the report's."""
-    block = re.search(re.escape(START) + r".*?" + re.escape(END), report.read_text(), re.S)
-    text = readme.read_text()
-    if not block or START not in text:
-        raise ValueError(f"results markers {START} … {END} missing in {report if not block else readme}")
-    new = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block.group(0), text, flags=re.S)
-    write_text(readme, new)
+def _block(text: str) -> str | None:
+    m = re.search(re.escape(START) + r".*?" + re.escape(END), text, re.S)
+    return m.group(0) if m else None
+
+
+def _replace_block(path: Path, block: str) -> None:
+    text = path.read_text()
+    if START not in text:
+        raise ValueError(f"results markers {START} … {END} missing in {path}")
+    write_text(path, re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S))
+
+
+def update_readme(readme: Path, report: Path, full: Path | None = None, summary: str | None = None) -> None:
+    """Fill the README's block between the results markers.
+
+    Without ``summary`` the README gets the report's whole block. With it (the front page's compact
+    table, ``summary_table``), the README gets ``summary`` and ``full`` (docs/results.md) the
+    report's whole block."""
+    block = _block(report.read_text())
+    if not block:
+        raise ValueError(f"results markers {START} … {END} missing in {report}")
+    if summary is None:
+        _replace_block(readme, block)
+        return
+    _replace_block(readme, f"{START}\n{summary.strip()}\n{END}")
+    if full is not None:
+        _replace_block(full, block)
+
+
+def summary_table(results: Path) -> str:
+    """One headline row per experiment, from the committed metrics.json files (the front page's table)."""
+    cls = {ds: read_json(results / "train_classifier" / ds / "metrics.json")["test"] for ds in ("mnist", "fashion_mnist")}
+    study = read_json(results / "aggregate_norm_study" / "metrics.json")["norm_study"]
+    ranked = sorted(study, key=lambda n: -study[n]["test"]["accuracy_mean"])
+    ev = {g: read_json(results / "evaluate_samples" / g / "metrics.json") for g in ("vae", "ae_gaussian")}
+    probes = {v: read_json(results / "train_latent_probe" / v / "metrics.json")["test"] for v in ("frozen", "finetune")}
+    an = read_json(results / "vae_anomaly" / "metrics.json")
+    fgsm = read_json(results / "attack_fgsm" / "metrics.json")
+    eps = next((e for e in fgsm["eps"] if e >= 0.05), fgsm["eps"][-1])
+    cmp = read_json(results / "compare_samplers" / "metrics.json")
+    rows = ["| experiment | headline | result | notes |", "|---|---|---|---|",
+            f"| ResNet classifier, MNIST | test accuracy | {_pct(cls['mnist']['accuracy'])} | [classifier](docs/classifier.md) |",
+            f"| ResNet classifier, Fashion-MNIST | test accuracy | {_pct(cls['fashion_mnist']['accuracy'])} | [classifier](docs/classifier.md) |",
+            "| normalisation study, Fashion-MNIST | mean test accuracy per norm | "
+            + " > ".join(f"`{n}` {100 * study[n]['test']['accuracy_mean']:.2f}" for n in ranked) + " % | [norm study](docs/norm_study.md) |",
+            f"| VAE, Fashion-MNIST | prior-sample FID (AE-on-Gaussian baseline) | {ev['vae']['fid']:.2f} ({ev['ae_gaussian']['fid']:.2f}) | [VAE](docs/vae.md) |",
+            f"| VAE latent probe | test accuracy, frozen / fine-tuned encoder | {_pct(probes['frozen']['accuracy'])} / {_pct(probes['finetune']['accuracy'])} | [VAE](docs/vae.md) |",
+            f"| FGSM, budget ε = {eps:g} | accuracy, frozen / fine-tuned probe / ResNet | "
+            + " / ".join(_pct(fgsm[m]["accuracy"][str(eps)]) for m in ("latent_frozen", "latent_finetune", "resnet")) + " | [VAE](docs/vae.md) |",
+            f"| VAE anomaly detection ({an['holdout_name']} held out) | ROC-AUC by −ELBO | {an['auc_neg_elbo']:.3f} | [VAE](docs/vae.md) |"]
+    for name, label in (("ddpm", "ancestral DDPM"), ("ddim", "DDIM"), ("dpmpp", "DPM-Solver++")):
+        e = read_json(results / "evaluate_samples" / f"ddpm_{name}" / "metrics.json")
+        c = cmp[name]
+        rows.append(f"| DDPM on MNIST, {label} {c['steps']} steps | FID (N) / generation accuracy / ms per sample | "
+                    f"{e['fid']:.2f} ({e['n']}) / {_pct(e['generation_accuracy'])} / {c['ms_per_sample']:.0f} | [DDPM](docs/ddpm.md) |")
+    return "\n".join(rows)
 
 
 HOLDOUT_WHY = (
@@ -223,5 +272,7 @@ def ddpm_tables(results: Path) -> str:
 
 if __name__ == "__main__":
     readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    update_readme(readme, Path(sys.argv[2] if len(sys.argv) > 2 else "results/report/report.md"))
-    print(f"updated the results table in {readme}")
+    report = Path(sys.argv[2] if len(sys.argv) > 2 else "results/report/report.md")
+    full = Path(sys.argv[3] if len(sys.argv) > 3 else readme.parent / "docs" / "results.md")
+    update_readme(readme, report, full, summary_table(report.parent.parent))
+    print(f"updated the results summary in {readme} and the full tables in {full}")
