@@ -1,0 +1,1 @@
+# Colour scenes composed from real MNIST digits and the scene parser that judges images (issue 13).
