@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from genpipe.pipeline.dagcheck import dvc_steps
+from genpipe.pipeline.io import sha256_file
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -94,6 +95,15 @@ def project(tmp_path_factory, root) -> Path:
         params["sample_ddpm"]["samplers"][name] |= {"steps": steps, "n": 100, "n_unconditional": 70}
     params["sample_ddpm"] |= {"batch_size": 100, "grid_per_class": 4, "trajectory_points": 4}
     params["attack_fgsm"] |= {"eps": [0.0, 0.05, 0.2], "example_eps": 0.2}
+    # the scenes stages (issue 13): a few hundred scenes of real MNIST digits, one-layer models
+    params["make_scenes"] |= {"n_train": 300, "n_val": 60, "n_test": 300, "val_digits": 500}
+    params["train_scene_parser"] |= {"width": 8, "dilations": [1, 2], "head_width": 8, "epochs": 1, "batch_size": 32,
+                                     "warmup_steps": 2, "val_limit": 60, "precision": "fp32"}
+    params["evaluate_scene_parser"] |= {"batch_size": 64, "n_blank": 20, "n_noise": 20, "figure_scenes": 4}
+    params["train_clip"] |= {"model": {"embed_dim": 16, "vision": {"patch_size": 16, "width": 32, "layers": 1, "heads": 2, "mlp_ratio": 2.0},
+                                       "text": {"context_length": 16, "width": 32, "layers": 1, "heads": 2, "mlp_ratio": 2.0}},
+                             "batch_size": 16, "epochs": 1, "warmup_steps": 2, "n_train": 64, "n_val": 16}
+    params["evaluate_clip"] |= {"n_retrieval": 40, "similarity_k": 6, "batch_size": 64}
     (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git init -q -b main && dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", d)
     sh("snakemake --cores 2", d)
@@ -286,3 +296,36 @@ def test_editing_a_module_reruns_exactly_the_stages_that_import_it(project):
         assert set(json.loads(sh("dvc status --json", project))) == {"gradcam"}
     finally:
         module.write_text(original)
+
+
+def test_snakemake_builds_the_scene_stages(project):
+    from genpipe.scenes.dataset import load_scenes
+
+    res = project / "results"
+    made = json.loads((res / "make_scenes/metrics.json").read_text())
+    for split, n in (("train", 300), ("val", 60), ("test", 300), ("test_shifted", 300)):
+        scenes = load_scenes(res / f"make_scenes/{split}.npz")
+        assert len(scenes) == made["splits"][split]["n_scenes"] == n, split
+        assert scenes.images.shape == (n, 64, 64, 3) and set(np.unique(scenes.n_objects)) <= {1, 2, 3}
+        assert made["splits"][split]["sha256"] == sha256_file(res / f"make_scenes/{split}.npz")
+    assert made["splits"]["train"]["held_out_objects"] == made["splits"]["val"]["held_out_objects"] == 0
+    parser = json.loads((res / "evaluate_scene_parser/metrics.json").read_text())
+    for block in ("test", "test_shifted"):
+        assert parser[block]["objects"] > 300 and 0.0 <= parser[block]["object_accuracy"] <= 1.0, parser[block]
+        assert 0.0 <= parser[block]["map_50"] <= 1.0
+    for name in ("train_clip/plain", "train_clip/hardneg"):
+        m = json.loads((res / f"{name}/metrics.json").read_text())
+        assert m["steps"] == 4 and m["n_train"] == 64 and np.isfinite(m["final_train_loss"]), (name, m)
+    assert json.loads((res / "train_clip/hardneg/metrics.json").read_text())["hard_negatives_per_batch"] > 0
+    for v in ("plain", "hardneg"):
+        e = json.loads((res / f"evaluate_clip/{v}/metrics.json").read_text())
+        assert e["all"]["i2t_r1_n"] == 40 and 0.0 <= e["all"]["digit_accuracy"] <= 1.0 and e["all"]["binding_colour_n"] > 0, (v, e)
+    assert json.loads((res / "evaluate_clip_pretrained/metrics.json").read_text())["configured"] is False
+    cmp = json.loads((res / "compare_clip/metrics.json").read_text())
+    assert "observation" in cmp and cmp["observation"]
+    for fig in ("make_scenes/scenes.png", "evaluate_scene_parser/boxes.png", "evaluate_scene_parser/confusion.png",
+                "evaluate_clip/plain/similarity.png", "evaluate_clip/hardneg/retrieval.png", "compare_clip/binding.png"):
+        img = mpimg.imread(res / fig)
+        assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.02, fig
+    report = (res / "report/report.md").read_text()
+    assert "### Scenes" in report and "### Scene parser" in report and "### CLIP" in report

@@ -20,6 +20,12 @@ rule report:
         ddpm=["results/train_ddpm/metrics.json", "results/train_ddpm/config.json"],
         samplers=multiext("results/compare_samplers/", "metrics.json", "samplers.tsv", "quality_vs_nfe.png", "loss.png"),
         sample_grids=expand("results/sample_ddpm/{sampler}/{fig}.png", sampler=SAMPLERS, fig=["grid", "grid_unconditional", "trajectory"]),
+        scenes="results/make_scenes/metrics.json",
+        scene_parser=multiext("results/train_scene_parser/", "metrics.json", "config.json"),
+        scene_parser_eval=multiext("results/evaluate_scene_parser/", "metrics.json", "confusion.png", "boxes.png"),
+        clip=multiext("results/compare_clip/", "metrics.json", "table.tsv", "binding.png"),
+        clip_train=expand("results/train_clip/{v}/metrics.json", v=CLIP_VARIANTS),
+        clip_figures=expand("results/evaluate_clip/{v}/{fig}.png", v=CLIP_VARIANTS, fig=["similarity", "retrieval"]),
     output:
         "results/report/report.md",
     conda:

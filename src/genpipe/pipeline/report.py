@@ -65,6 +65,18 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "### DDPM on MNIST",
         "",
         ddpm_tables(results),
+        "",
+        "### Scenes",
+        "",
+        scenes_table(results),
+        "",
+        "### Scene parser",
+        "",
+        scene_parser_tables(results),
+        "",
+        "### CLIP",
+        "",
+        clip_tables(results),
         END,
         "",
         "## Normalisation study figures",
@@ -102,6 +114,20 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "![denoising trajectory](../sample_ddpm/ddpm/trajectory.png)",
         "",
         "![FID and accuracy vs network evaluations](../compare_samplers/quality_vs_nfe.png) ![loss](../compare_samplers/loss.png)",
+        "",
+        "## Scene parser figures",
+        "",
+        "![scene parser confusion on the test scenes](../evaluate_scene_parser/confusion.png)",
+        "",
+        "![detections on test, shifted and noise images](../evaluate_scene_parser/boxes.png)",
+        "",
+        "## CLIP figures",
+        "",
+        "![binding accuracy, plain vs hard negatives](../compare_clip/binding.png)",
+        "",
+        "![similarity matrix, hard negatives](../evaluate_clip/hardneg/similarity.png)",
+        "",
+        "![text-to-image retrieval, plain](../evaluate_clip/plain/retrieval.png) ![text-to-image retrieval, hard negatives](../evaluate_clip/hardneg/retrieval.png)",
         "",
         "## Classifier figures",
         "",
@@ -267,6 +293,93 @@ def ddpm_tables(results: Path) -> str:
              f"(real-vs-real floor {floor['fid']:.2f} at N = {floor['n']}). Guided samples use two network evaluations per step.",
              "", f"DPM-Solver++ ({cmp['dpmpp']['steps']} steps) reaches {r:.2f} × the {cmp['ddpm']['steps']}-step sampler's FID at "
              f"the same N, {sp:.1f} × faster; DDIM ({cmp['ddim']['steps']} steps) {cmp['fid_ratio_to_ddpm']['ddim']:.2f} ×, {cmp['speedup_over_ddpm']['ddim']:.1f} × faster."]
+    return "\n".join(rows)
+
+
+
+def scenes_table(results: Path) -> str:
+    """make_scenes: scenes, objects and held-out (digit, colour) objects per split."""
+    m = read_json(results / "make_scenes" / "metrics.json")
+    rows = ["| split | scenes | 1 / 2 / 3 objects | objects | held-out objects (scenes) | distinct MNIST images | MB |",
+            "|---|---|---|---|---|---|---|"]
+    for name in ("train", "val", "test", "test_shifted"):
+        c = m["splits"][name]
+        per = " / ".join(f"{c['objects_per_scene'][k]:,}" for k in ("1", "2", "3"))
+        rows.append(f"| {name} | {c['n_scenes']:,} | {per} | {c['n_objects']:,} | {c['held_out_objects']:,} ({c['held_out_scenes']:,}) | "
+                    f"{c['distinct_digit_images']:,} | {c['bytes'] / 1e6:.1f} |")
+    test = m["splits"]["test"]["per_pair"]
+    held = ", ".join(f"{p.replace('_', ' ')} ({test[p]})" for p in m["held_out"])
+    rows += ["", f"64 × 64 scenes of 1–3 coloured MNIST digits on a 2 × 2 grid; held-out pairs, never in train/val, "
+             f"with their test objects: {held}. test_shifted = the test scenes with objects moved off their cells."]
+    return "\n".join(rows)
+
+
+def _pc_n(x: float | None, n: int) -> str:
+    return "–" if x is None else f"{100 * x:.1f} % ({n:,})"
+
+
+def scene_parser_tables(results: Path) -> str:
+    """train_scene_parser / evaluate_scene_parser: per-set accuracy, count, mAP, presence; empty images; targets."""
+    ev = read_json(results / "evaluate_scene_parser" / "metrics.json")
+    tr = read_json(results / "train_scene_parser" / "metrics.json")
+    cfg = read_json(results / "train_scene_parser" / "config.json")
+    opt = lambda x, f: "–" if x is None else f(x)  # noqa: E731
+    rows = ["| set | images | objects | digit + colour | digit | colour | count | mAP@0.5 | mAP@[.5:.95] | precision | recall |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, label in (("test", "test"), ("test_shifted", "test_shifted (objects off their cells)"), ("held_out", "held-out pairs (test objects)")):
+        m = ev[name]
+        rows.append(f"| {label} | {m['images']:,} | {m['objects']:,} | {opt(m['object_accuracy'], _pct)} | {opt(m['digit_accuracy'], _pct)} "
+                    f"| {opt(m['colour_accuracy'], _pct)} | {opt(m['count_accuracy'], _pct)} | {opt(m.get('map_50'), '{:.4f}'.format)} "
+                    f"| {opt(m.get('map_50_95'), '{:.4f}'.format)} | {opt(m['presence_precision'], _pct)} | {opt(m['presence_recall'], _pct)} |")
+    rows += ["", "| 0-object images | images | with any detection | detections / image | top score |", "|---|---|---|---|---|"]
+    for name, label in (("blank", "blank (black)"), ("noise", f"uniform noise, amplitude ≤ {ev['noise'].get('noise_max', '?')}")):
+        m = ev[name]
+        rows.append(f"| {label} | {m['images']:,} | {_pct(m['false_positive_rate'])} | {m['detections_per_image']:.3f} | {m['max_score']:.2f} |")
+    t, s = ev["test"], ev["test_shifted"]
+    checks = [("test digit + colour ≥ 98 %", t["object_accuracy"] >= 0.98), ("test mAP@0.5 ≥ 0.95", t["map_50"] >= 0.95),
+              ("shifted digit + colour ≥ 95 %", s["object_accuracy"] >= 0.95)]
+    held = ", ".join(f"{d} {c}" for d, c in ev["held_out"]["pairs"])
+    rows += ["", f"Anchor-free detector of {tr['parameters']:,} parameters (width {cfg['width']}, dilations {cfg['dilations']}), "
+             f"{tr['epochs']} epochs on {tr['train_scenes']:,} train scenes in {tr['train_cpu_seconds']:.0f} s of CPU time ({tr['train_seconds']:.0f} s wall, "
+             f"{tr['precision']}, {tr['threads']} thread(s)); detections are heatmap peaks ≥ {ev['threshold']}. A true object counts as right when "
+             "a detection matches its ink box (IoU ≥ 0.5, greedy by score) with its digit and colour; mAP on 70 labels (digit × colour), "
+             f"torchmetrics + faster-coco-eval. Held-out pairs: {held}.", "",
+             "Targets: " + "; ".join(f"{k}: {'met' if ok else '**missed**'}" for k, ok in checks) + "."]
+    ge = ev.get("geneval")
+    if ge:
+        cats = ["single_object", "two_objects", "three_objects", "count", "colour", "colour_attribution", "position", "presence"]
+        rows += ["", "GenEval-style scores of the real scenes, each prompted with its own objects (two objects: the relation of their "
+                 "true centres): the judge's ceiling for generated images.", "",
+                 "| scenes | " + " | ".join(c.replace("_", " ") for c in cats) + " | overall |", "|---" * (len(cats) + 2) + "|"]
+        for name, g in ge.items():
+            rows.append(f"| {name} | " + " | ".join(opt(g[c]["accuracy"], _pct) for c in cats) + f" | {opt(g['overall'], _pct)} |")
+    return "\n".join(rows)
+
+
+def clip_tables(results: Path) -> str:
+    """train_clip / evaluate_clip / compare_clip: every metric per model, all and held-out (with N), targets."""
+    cmp = read_json(results / "compare_clip" / "metrics.json")
+    cols = [("i2t_r1", "i→t R@1"), ("i2t_r5", "i→t R@5"), ("t2i_r1", "t→i R@1"), ("t2i_r5", "t→i R@5"), ("digit_accuracy", "digit (10-way)"),
+            ("colour_accuracy", "colour (7-way)"), ("binding_colour", "binding: colour swap"), ("binding_relation", "binding: relation reversed")]
+    lines = (results / "compare_clip" / "table.tsv").read_text().splitlines()
+    head = lines[0].split("\t")
+    rows = ["| model | scenes | " + " | ".join(c[1] for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for line in lines[1:]:
+        r = dict(zip(head, line.split("\t")))
+        val = {k: (None if r[k] in ("None", "") else float(r[k])) for k, _ in cols}
+        rows.append(f"| {r['model']} | {r['subset'].replace('_', '-')} | " + " | ".join(_pc_n(val[k], int(r[f'{k}_n'])) for k, _ in cols) + " |")
+    train = {v: read_json(results / "train_clip" / v / "metrics.json") for v in ("plain", "hardneg")}
+    t = train["plain"]
+    rows += ["", f"open_clip CLIP of {t['parameters']:,} parameters (most in the 49,408-token embedding), {t['steps']} steps of "
+             f"{t['batch_size']} on {t['n_train']:,} train scenes ({t['epochs']} epochs, {t['precision']}, {t['threads']} thread): "
+             + ", ".join(f"{v} {m['seconds']:.0f} s ({m['images_per_second']:.0f} img/s)" for v, m in train.items())
+             + f"; hard negatives: {train['hardneg']['hard_negatives_per_batch']:.0f} extra texts per batch. "
+             "Cells: accuracy (N). Retrieval among the first test scenes counts a result describing the same objects; held-out = "
+             "scenes with a (digit, colour) pair never seen in training.", "",
+             "| target | value | met |", "|---|---|---|"]
+    rows += [f"| {r['variant']} {r['metric'].replace('_', ' ')} ≥ {100 * r['target']:.0f} % | {_pc_n(r['value'], 0).split(' (')[0]} | "
+             f"{'yes' if r['met'] else 'no'} |" for r in cmp["targets"]]
+    rows += ["", cmp["observation"]]
     return "\n".join(rows)
 
 

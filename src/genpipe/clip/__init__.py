@@ -1,0 +1,1 @@
+"""CLIP (open_clip) trained on the scenes, with and without NegCLIP hard negatives, and its binding benchmark."""
