@@ -199,6 +199,15 @@ def summary_table(results: Path) -> str:
         c = cmp[name]
         rows.append(f"| DDPM on MNIST, {label} {c['steps']} steps | FID (N) / generation accuracy / ms per sample | "
                     f"{e['fid']:.2f} ({e['n']}) / {_pct(e['generation_accuracy'])} / {c['ms_per_sample']:.0f} | [DDPM](docs/ddpm.md) |")
+    parser = read_json(results / "evaluate_scene_parser" / "metrics.json")
+    rows.append("| scene parser, colour MNIST scenes | digit+colour accuracy per object: test / shifted / held-out pairs; mAP@0.5 | "
+                + " / ".join(_pct(parser[b]["object_accuracy"]) for b in ("test", "test_shifted", "held_out"))
+                + f"; {parser['test']['map_50']:.3f} | [scenes](docs/scenes.md) |")
+    for v in ("plain", "hardneg"):
+        a = read_json(results / "evaluate_clip" / v / "metrics.json")["all"]
+        rows.append(f"| CLIP ({v}), colour MNIST scenes | zero-shot digit / colour; binding colour / relation | "
+                    f"{_pct(a['digit_accuracy'])} / {_pct(a['colour_accuracy'])}; {_pct(a['binding_colour'])} / {_pct(a['binding_relation'])} "
+                    "| [CLIP](docs/clip.md) |")
     return "\n".join(rows)
 
 
