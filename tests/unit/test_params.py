@@ -1,11 +1,12 @@
 import copy
+import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from genpipe.pipeline.params import ParamsError, load_params, load_yaml, schema_path, validate
+from genpipe.pipeline.params import ParamsError, load_params, load_schema, load_yaml, schema_path, validate
 
 
 @pytest.fixture()
@@ -15,7 +16,7 @@ def doc():
 
 @pytest.fixture()
 def schema():
-    return load_yaml(schema_path("params.yaml"))
+    return load_schema(schema_path("params.yaml"))
 
 
 def test_default_params_are_valid(doc, schema):
@@ -72,13 +73,18 @@ def test_every_schema_key_has_a_description(schema):
         walk(sub, f"$defs.{name}.")
 
 
+def _params_file(tmp_path, doc):
+    """``doc`` as tmp_path/params.yaml, with the project's schema files beside it, as a script expects."""
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(doc))
+    shutil.copytree(schema_path("params.yaml").parent, tmp_path / "workflow" / "schemas")
+    return params
+
+
 def test_script_stops_before_any_work_on_bad_params(tmp_path, doc):
     bad = copy.deepcopy(doc)
     bad["train_classifier"]["mnist"]["batch_size"] = -4
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(bad))
-    (tmp_path / "workflow" / "schemas").mkdir(parents=True)
-    (tmp_path / "workflow" / "schemas" / "params.schema.yaml").write_text(open(schema_path("params.yaml")).read())
+    params = _params_file(tmp_path, bad)
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "scripts/train_classifier.py", "--dataset", "mnist", "--data", str(tmp_path / "nodata"), "--out", str(out), "--params", str(params)],
@@ -148,10 +154,7 @@ def test_reference_stats_script_stops_on_contradicting_params(tmp_path, doc):
     """DVC runs scripts directly: the first stage reading evaluate_samples refuses same_n > a sampler's n."""
     bad = copy.deepcopy(doc)
     bad["evaluate_samples"]["same_n"] = 200
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(bad))
-    (tmp_path / "workflow" / "schemas").mkdir(parents=True)
-    (tmp_path / "workflow" / "schemas" / "params.schema.yaml").write_text(open(schema_path("params.yaml")).read())
+    params = _params_file(tmp_path, bad)
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "scripts/reference_stats.py", "--dataset", "mnist", "--data", str(tmp_path / "nodata"),

@@ -5,7 +5,7 @@ from snakemake.exceptions import WorkflowError
 
 from genpipe.pipeline import codedeps, dvcsync
 from genpipe.data.datasets import DATASETS, FILES
-from genpipe.pipeline.params import ParamsError, load_yaml, validate
+from genpipe.pipeline.params import ParamsError, load_schema, validate
 
 # Every rule's shell is logged("<its DVC stage's cmd>"): the command's output goes to {log}, and the
 # terminal gets one line when the job starts and one when it ends (genpipe.pipeline.joblog).
@@ -15,7 +15,7 @@ RUN_STARTED = time.time()
 
 # params.yaml is validated before any job starts; the message names the offending key.
 try:
-    validate(config, load_yaml(Path(workflow.basedir) / "schemas" / "params.schema.yaml"))
+    validate(config, load_schema(Path(workflow.basedir) / "schemas" / "params.schema.yaml"))
 except ParamsError as exc:
     raise WorkflowError(str(exc))
 

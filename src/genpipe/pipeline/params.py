@@ -1,5 +1,9 @@
 """params.yaml loading and validation against ``workflow/schemas/params.schema.yaml``.
 
+The schema's root holds the top level and the shared ``$defs``; each rule group's sections live in
+``workflow/schemas/params/<group>.schema.yaml`` and :func:`load_schema` merges their
+``properties`` into it.
+
 Snakemake validates the whole file before any job starts; each script validates its own section
 (as DVC runs scripts directly). Errors name the dotted key, e.g.
 ``params.yaml: train_classifier.mnist.epochs: 0 is less than the minimum of 1``.
@@ -32,6 +36,17 @@ class ParamsError(ValueError):
 
 def schema_path(params_path: str | Path = "params.yaml") -> Path:
     return Path(params_path).resolve().parent / SCHEMA_RELPATH
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    """The root schema at ``path`` with the ``properties`` of every ``params/<group>.schema.yaml`` beside it."""
+    schema = load_yaml(path)
+    for part in sorted((Path(path).parent / "params").glob("*.schema.yaml")):
+        props = load_yaml(part).get("properties", {})
+        if clash := sorted(set(props) & set(schema["properties"])):
+            raise ParamsError(f"{part}: sections {', '.join(clash)} are also defined in another schema file")
+        schema["properties"].update(props)
+    return schema
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -179,7 +194,7 @@ def validate(doc: Any, schema: dict[str, Any], section: str | None = None, sourc
 def load_params(section: str | None = None, path: str | Path = "params.yaml") -> Any:
     """Load params.yaml, validate it (or only ``section``), and return that section."""
     doc = load_yaml(path)
-    schema = load_yaml(schema_path(path))
+    schema = load_schema(schema_path(path))
     validate(doc, schema, section, source=str(path))
     node = doc
     for key in section.split(".") if section else ():
