@@ -100,7 +100,8 @@ def project(tmp_path_factory, root) -> Path:
     params["train_scene_parser"] |= {"width": 8, "dilations": [1, 2], "head_width": 8, "epochs": 1, "batch_size": 32,
                                      "warmup_steps": 2, "val_limit": 60, "precision": "fp32"}
     params["evaluate_scene_parser"] |= {"batch_size": 64, "n_blank": 20, "n_noise": 20, "figure_scenes": 4}
-    params["train_clip"] |= {"model": {"embed_dim": 16, "vision": {"patch_size": 16, "width": 32, "layers": 1, "heads": 2, "mlp_ratio": 2.0},
+    params["train_clip"] |= {"model": {"embed_dim": 16, "vision": {"tower": "resnet", "resnet": {"layers": [1, 1, 1, 1], "width": 4, "head_width": 8},
+                                                                  "vit": {"patch_size": 16, "width": 32, "layers": 1, "heads": 2, "mlp_ratio": 2.0}},
                                        "text": {"context_length": 16, "width": 32, "layers": 1, "heads": 2, "mlp_ratio": 2.0}},
                              "batch_size": 16, "epochs": 1, "warmup_steps": 2, "n_train": 64, "n_val": 16}
     params["evaluate_clip"] |= {"n_retrieval": 40, "similarity_k": 6, "batch_size": 64}

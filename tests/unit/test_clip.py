@@ -18,7 +18,8 @@ from genpipe.pipeline import io
 from genpipe.scenes import captions, compose
 from genpipe.scenes.dataset import save_scenes
 
-TINY = {"embed_dim": 16, "vision": {"patch_size": 16, "width": 32, "layers": 1, "heads": 2, "mlp_ratio": 2.0},
+TINY = {"embed_dim": 16, "vision": {"tower": "vit", "vit": {"patch_size": 16, "width": 32, "layers": 1, "heads": 2, "mlp_ratio": 2.0},
+                                    "resnet": {"layers": [1, 1, 1, 1], "width": 4, "head_width": 8}},
         "text": {"context_length": 16, "width": 32, "layers": 1, "heads": 2, "mlp_ratio": 2.0}}
 TRAIN = {"model": TINY, "batch_size": 16, "epochs": 2, "lr": 1e-3, "weight_decay": 0.1, "warmup_steps": 2, "seed": 0,
          "precision": "fp32", "n_train": None, "n_val": 16, "variants": {"plain": {"hard_negatives": False}, "hardneg": {"hard_negatives": True}}}
@@ -84,9 +85,15 @@ def test_tokenize_stops_on_a_caption_that_does_not_fit():
         clip_model.tokenize(["a red 3, a green 4 and a blue 5"], 8)
 
 
-def test_open_clip_round_trip(tmp_path):
+def tiny(tower: str) -> dict:
+    return {**TINY, "vision": {**TINY["vision"], "tower": tower}}
+
+
+@pytest.mark.parametrize("tower", ["vit", "resnet"])
+def test_open_clip_round_trip(tmp_path, tower):
     torch.manual_seed(0)
-    cfg = clip_model.model_cfg(TINY)
+    cfg = clip_model.model_cfg(tiny(tower))
+    assert ("patch_size" in cfg["vision_cfg"]) == (tower == "vit") and isinstance(cfg["vision_cfg"]["layers"], list) == (tower == "resnet")
     ours = clip_model.build(cfg).eval()
     clip_model.save(ours, cfg, tmp_path / "a")
     clip_model.save(ours, cfg, tmp_path / "b")
@@ -104,6 +111,13 @@ def test_open_clip_round_trip(tmp_path):
     assert cfg2 == cfg
     with torch.no_grad():
         assert torch.equal(loaded.encode_text(t), ours.encode_text(t))
+        assert torch.equal(loaded.encode_image(x), ours.encode_image(x))
+    assert type(theirs.visual).__name__ == {"vit": "VisionTransformer", "resnet": "ModifiedResNet"}[tower]
+
+
+def test_unknown_image_tower_is_named():
+    with pytest.raises(ValueError, match="train_clip.model.vision.tower: 'cnn'"):
+        clip_model.model_cfg(tiny("cnn"))
 
 
 def test_mismatched_checkpoint_config_stops_naming_it(tmp_path):

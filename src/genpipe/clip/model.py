@@ -36,10 +36,18 @@ PREPROCESS = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 def model_cfg(p: dict[str, Any]) -> dict[str, Any]:
     """open_clip's model config (``embed_dim``, ``vision_cfg``, ``text_cfg``) from ``train_clip.model``."""
     v, t = p["vision"], p["text"]
+    if v["tower"] == "resnet":  # open_clip's ModifiedResNet: a list of layers selects it
+        r = v["resnet"]
+        vision = {"image_size": IMAGE_SIZE, "layers": list(r["layers"]), "width": r["width"], "head_width": r["head_width"]}
+    elif v["tower"] == "vit":
+        r = v["vit"]
+        vision = {"image_size": IMAGE_SIZE, "patch_size": r["patch_size"], "width": r["width"], "layers": r["layers"],
+                  "head_width": r["width"] // r["heads"], "mlp_ratio": r["mlp_ratio"]}
+    else:
+        raise ValueError(f"train_clip.model.vision.tower: {v['tower']!r} is neither 'resnet' nor 'vit'")
     return {
         "embed_dim": p["embed_dim"],
-        "vision_cfg": {"image_size": IMAGE_SIZE, "patch_size": v["patch_size"], "width": v["width"],
-                       "layers": v["layers"], "head_width": v["width"] // v["heads"], "mlp_ratio": v["mlp_ratio"]},
+        "vision_cfg": vision,
         "text_cfg": {"context_length": t["context_length"], "vocab_size": VOCAB_SIZE, "width": t["width"],
                      "heads": t["heads"], "layers": t["layers"], "mlp_ratio": t["mlp_ratio"]},
     }
