@@ -21,6 +21,8 @@ rule train_clip:
     params:
         tracked=stage_params("train_clip.variants.{clip_variant}", *(f"train_clip.{k}" for k in CLIP_TRAIN_KEYS), "make_scenes.templates"),
     threads: 1  # the two variants train side by side on two cores
+    # the longest jobs after make_scenes (~9-12 min each): started first, the parser fills in beside them
+    priority: 10
     conda:
         "../../environment.yml"
     log:
