@@ -37,7 +37,8 @@ rule evaluate_clip:
         model=multiext("results/train_clip/{clip_variant}/", *CLIP_MODEL),
         scenes="results/make_scenes/test.npz",
     output:
-        multiext("results/evaluate_clip/{clip_variant}/", "metrics.json", "similarity.png", "retrieval.png"),
+        "results/evaluate_clip/{clip_variant}/metrics.json",
+        report(multiext("results/evaluate_clip/{clip_variant}/", "similarity.png", "retrieval.png"), caption="../report/evaluate_clip.rst", category="CLIP", subcategory="{clip_variant}"),
     params:
         tracked=stage_params("evaluate_clip.n_retrieval", "evaluate_clip.similarity_k", "evaluate_clip.batch_size",
                              "make_scenes.templates", "make_scenes.held_out"),
@@ -78,7 +79,8 @@ rule compare_clip:
         evals=expand("results/evaluate_clip/{v}/metrics.json", v=CLIP_VARIANTS),
         pretrained="results/evaluate_clip_pretrained/metrics.json",
     output:
-        multiext("results/compare_clip/", "table.tsv", "binding.png", "metrics.json"),
+        report(multiext("results/compare_clip/", "table.tsv", "binding.png"), caption="../report/compare_clip.rst", category="CLIP"),
+        "results/compare_clip/metrics.json",
     threads: 1
     conda:
         "../../environment.yml"

@@ -27,7 +27,7 @@ rule report:
         clip_train=expand("results/train_clip/{v}/metrics.json", v=CLIP_VARIANTS),
         clip_figures=expand("results/evaluate_clip/{v}/{fig}.png", v=CLIP_VARIANTS, fig=["similarity", "retrieval"]),
     output:
-        "results/report/report.md",
+        report("results/report/report.md", caption="../report/report.rst", category="Report"),
     conda:
         "../../environment.yml"
     log:

@@ -48,7 +48,8 @@ rule sample_vae:
         vae=multiext("results/train_vae/", "model.safetensors", "config.json"),
         ae=multiext("results/train_ae/", "model.safetensors", "config.json"),
     output:
-        expand("results/sample_vae/{generator}/{f}", generator=["vae", "ae_gaussian"], f=["samples.npz", "samples.png"]),
+        expand("results/sample_vae/{generator}/samples.npz", generator=["vae", "ae_gaussian"]),
+        report(expand("results/sample_vae/{generator}/samples.png", generator=["vae", "ae_gaussian"]), caption="../report/sample_vae.rst", category="Autoencoder and VAE"),
     params:
         tracked=stage_params("sample_vae"),
     conda:
@@ -67,7 +68,11 @@ rule vae_figures:
         vae=multiext("results/train_vae/", "model.safetensors", "config.json", "curves.tsv"),
         ae=multiext("results/train_ae/", "model.safetensors", "config.json", "curves.tsv"),
     output:
-        multiext("results/vae_figures/", "reconstructions.png", "traversal.png", "interpolation.png", "latent_pca.png", "loss_curves.png"),
+        report(
+            multiext("results/vae_figures/", "reconstructions.png", "traversal.png", "interpolation.png", "latent_pca.png", "loss_curves.png"),
+            caption="../report/vae_figures.rst",
+            category="Autoencoder and VAE",
+        ),
     params:
         tracked=stage_params("vae_figures"),
     conda:
@@ -108,7 +113,8 @@ rule attack_fgsm:
         probes=expand("results/train_latent_probe/{variant}/{f}", variant=PROBE_VARIANTS, f=["model.safetensors", "config.json", "metrics.json"]),
         classifier=multiext("results/train_classifier/fashion_mnist/", "model.safetensors", "config.json", "metrics.json"),
     output:
-        multiext("results/attack_fgsm/", "curves.tsv", "metrics.json", "curve.png", "examples.png"),
+        multiext("results/attack_fgsm/", "curves.tsv", "metrics.json"),
+        report(multiext("results/attack_fgsm/", "curve.png", "examples.png"), caption="../report/attack_fgsm.rst", category="Autoencoder and VAE"),
     params:
         tracked=stage_params("attack_fgsm", "train_latent_probe.eval_limit"),
     conda:
@@ -126,7 +132,8 @@ rule vae_anomaly:
         code=CODE["vae_anomaly"],
         data=FASHION,
     output:
-        multiext("results/vae_anomaly/", *AE_FILES, "roc.tsv", "roc.png", "scores.png"),
+        multiext("results/vae_anomaly/", *AE_FILES, "roc.tsv"),
+        report(multiext("results/vae_anomaly/", "roc.png", "scores.png"), caption="../report/vae_anomaly.rst", category="Autoencoder and VAE"),
     params:
         tracked=stage_params("vae_anomaly"),
     threads: 1
