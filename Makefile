@@ -7,7 +7,7 @@ APT_STAMP := $(VENV)/.apt-lists
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup run test test-unit test-e2e lint readme dag deps clean-results
+.PHONY: setup run test test-unit test-e2e test-params test-run report-html lint readme dag deps clean-results
 
 setup: $(STAMP) $(APT_STAMP) .dvc/config
 
@@ -44,6 +44,18 @@ test-e2e: setup
 
 lint: setup
 	snakemake --lint
+
+# The test profile: the whole DAG with the tiny params of tests/e2e, in .test/ (its own params.yaml,
+# results, logs and DVC project; workflow/profiles/test/config.yaml).
+test-params: setup
+	python -m genpipe.pipeline.testprofile --write
+
+test-run: test-params
+	snakemake --profile workflow/profiles/test
+
+# Snakemake's self-contained HTML report of the outputs marked report() (beside results/report/report.md).
+report-html: setup
+	snakemake --report results/report.html
 
 # Rewrite dvc.yaml's code deps from the scripts' imports (tests/unit/test_codedeps.py fails when stale).
 deps: setup
