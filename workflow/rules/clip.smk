@@ -21,6 +21,9 @@ rule train_clip:
     params:
         tracked=stage_params("train_clip.variants.{clip_variant}", *(f"train_clip.{k}" for k in CLIP_TRAIN_KEYS), "make_scenes.templates"),
     threads: 1  # the two variants train side by side on two cores
+    resources:
+        mem_mb=4352,
+        runtime=12,
     conda:
         "../../environment.yml"
     log:
@@ -43,6 +46,9 @@ rule evaluate_clip:
         tracked=stage_params("evaluate_clip.n_retrieval", "evaluate_clip.similarity_k", "evaluate_clip.batch_size",
                              "make_scenes.templates", "make_scenes.held_out"),
     threads: 1
+    resources:
+        mem_mb=2304,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -63,6 +69,9 @@ rule evaluate_clip_pretrained:
         tracked=stage_params("evaluate_clip.pretrained", "evaluate_clip.n_retrieval", "evaluate_clip.batch_size",
                              "make_scenes.templates", "make_scenes.held_out"),
     threads: 1
+    resources:
+        mem_mb=1536,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -82,6 +91,9 @@ rule compare_clip:
         report(multiext("results/compare_clip/", "table.tsv", "binding.png"), caption="../report/compare_clip.rst", category="CLIP"),
         "results/compare_clip/metrics.json",
     threads: 1
+    resources:
+        mem_mb=1536,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:

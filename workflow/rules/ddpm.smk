@@ -17,6 +17,9 @@ rule train_ddpm:
         tracked=stage_params("train_ddpm"),
     threads: 1  # a 2-thread job waits until both cores are free at once, which 1-thread jobs ending at different times can delay to the end
     priority: 10  # the longest chain: train_ddpm -> sample_ddpm (ddim, 10,000 samples): started first
+    resources:
+        mem_mb=2816,
+        runtime=44,
     conda:
         "../../environment.yml"
     log:
@@ -37,6 +40,9 @@ rule sample_ddpm:
         tracked=stage_params("sample_ddpm.samplers.{sampler}", *(f"sample_ddpm.{k}" for k in SAMPLE_KEYS)),
     threads: 1
     priority: 10
+    resources:
+        mem_mb=2304,
+        runtime=63,
     conda:
         "../../environment.yml"
     log:
@@ -56,6 +62,9 @@ rule compare_samplers:
     output:
         report(multiext("results/compare_samplers/", "samplers.tsv", "quality_vs_nfe.png", "loss.png"), caption="../report/compare_samplers.rst", category="DDPM"),
         "results/compare_samplers/metrics.json",
+    resources:
+        mem_mb=1792,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:

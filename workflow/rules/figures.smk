@@ -11,6 +11,9 @@ rule figures:
         samples=report("results/figures/{dataset}/samples.png", caption="../report/figures.rst", category="Classifiers", subcategory="{dataset}"),
     params:
         tracked=stage_params("figures"),
+    resources:
+        mem_mb=1792,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:

@@ -14,6 +14,9 @@ rule train_norm_study:
         tracked=stage_params("norm_study.training"),
     threads: 1
     priority: 1  # before the short small-batch runs, which then fill the last gaps
+    resources:
+        mem_mb=2816,
+        runtime=17,
     conda:
         "../../environment.yml"
     log:
@@ -39,6 +42,9 @@ rule train_small_batch:
             "norm_study.small_batch.seed",
         ),
     threads: 1
+    resources:
+        mem_mb=2304,
+        runtime=9,
     conda:
         "../../environment.yml"
     log:
@@ -64,6 +70,9 @@ rule aggregate_norm_study:
     params:
         tracked=stage_params("norm_study.norms", "norm_study.seeds", "norm_study.small_batch.norms", "norm_study.small_batch.batch_sizes"),
     priority: 1  # the study's result as soon as its runs are done, before unrelated longer jobs
+    resources:
+        mem_mb=1280,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -84,6 +93,9 @@ rule gradcam:
         "results/gradcam/metrics.json",
     params:
         tracked=stage_params("gradcam.seed", "norm_study.norms", "norm_study.seeds"),
+    resources:
+        mem_mb=2048,
+        runtime=7,
     conda:
         "../../environment.yml"
     log:

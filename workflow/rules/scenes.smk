@@ -12,6 +12,9 @@ rule make_scenes:
     params:
         tracked=stage_params("make_scenes"),
     threads: 1
+    resources:
+        mem_mb=3328,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -30,6 +33,9 @@ rule train_scene_parser:
     params:
         tracked=stage_params("train_scene_parser"),
     threads: 1
+    resources:
+        mem_mb=4096,
+        runtime=12,
     conda:
         "../../environment.yml"
     log:
@@ -50,6 +56,9 @@ rule evaluate_scene_parser:
     params:
         tracked=stage_params("evaluate_scene_parser", "make_scenes.held_out"),
     threads: 1
+    resources:
+        mem_mb=4352,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:

@@ -14,6 +14,9 @@ rule train_ae:
     params:
         tracked=stage_params("train_ae"),
     threads: 1
+    resources:
+        mem_mb=2560,
+        runtime=17,
     conda:
         "../../environment.yml"
     log:
@@ -33,6 +36,9 @@ rule train_vae:
         tracked=stage_params("train_vae"),
     threads: 1
     priority: 1  # on the critical path: train_vae -> train_latent_probe -> attack_fgsm
+    resources:
+        mem_mb=2304,
+        runtime=12,
     conda:
         "../../environment.yml"
     log:
@@ -52,6 +58,9 @@ rule sample_vae:
         report(expand("results/sample_vae/{generator}/samples.png", generator=["vae", "ae_gaussian"]), caption="../report/sample_vae.rst", category="Autoencoder and VAE"),
     params:
         tracked=stage_params("sample_vae"),
+    resources:
+        mem_mb=1536,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -75,6 +84,9 @@ rule vae_figures:
         ),
     params:
         tracked=stage_params("vae_figures"),
+    resources:
+        mem_mb=2304,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -96,6 +108,9 @@ rule train_latent_probe:
         tracked=stage_params("train_latent_probe"),
     threads: 1
     priority: 1
+    resources:
+        mem_mb=2560,
+        runtime=12,
     conda:
         "../../environment.yml"
     log:
@@ -117,6 +132,9 @@ rule attack_fgsm:
         report(multiext("results/attack_fgsm/", "curve.png", "examples.png"), caption="../report/attack_fgsm.rst", category="Autoencoder and VAE"),
     params:
         tracked=stage_params("attack_fgsm", "train_latent_probe.eval_limit"),
+    resources:
+        mem_mb=3840,
+        runtime=11,
     conda:
         "../../environment.yml"
     log:
@@ -137,6 +155,9 @@ rule vae_anomaly:
     params:
         tracked=stage_params("vae_anomaly"),
     threads: 1
+    resources:
+        mem_mb=2816,
+        runtime=16,
     conda:
         "../../environment.yml"
     log:
