@@ -69,3 +69,12 @@ def test_a_foreign_slurm_conf_is_never_replaced(monkeypatch, tmp_path):
     with pytest.raises(cluster.DaemonError, match="not written by genpipe"):
         cluster.start_slurm(tmp_path / "state")
     assert conf.read_text() == "ClusterName=real\n"
+
+
+def test_a_stale_pidfile_never_ends_another_process(tmp_path):
+    import os
+
+    pidfile = tmp_path / "slurmd.pid"
+    pidfile.write_text(f"{os.getpid()}\n")  # this test's own process, not a slurmd
+    cluster._kill_pidfile(pidfile, "slurmd")  # must leave it alone
+    assert os.path.exists(f"/proc/{os.getpid()}")

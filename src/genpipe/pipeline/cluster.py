@@ -32,6 +32,7 @@ from pathlib import Path
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 GRES_CONF = Path("/etc/slurm/gres.conf")
 MARK = "# Written by genpipe.pipeline.cluster for the tests (issue 17): a single-node Slurm."
+MUNGE_PIDFILE = Path("/run/munge/munged.pid")
 NODE = "localhost"
 PARTITION = "debug"
 MIN_JOB_AGE_S = 300  # >= 3 x the slurm profile's init_seconds_before_status_checks (40)
@@ -74,10 +75,14 @@ def _wait(check, timeout: float, step: float = 0.25) -> bool:
     return check()
 
 
-def _kill_pidfile(pidfile: Path) -> None:
+def _kill_pidfile(pidfile: Path, name: str) -> None:
+    """End the process in ``pidfile`` if it is still ``name`` (a stale pid may belong to another process by now)."""
     try:
         pid = int(pidfile.read_text().split()[0])
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
     except (OSError, ValueError, IndexError):
+        return
+    if comm != name:
         return
     try:
         os.kill(pid, signal.SIGTERM)
@@ -173,8 +178,7 @@ class Slurm:
 
     def stop(self) -> None:
         for daemon in reversed(self.started):
-            if daemon in ("slurmd", "slurmctld"):
-                _kill_pidfile(self.state / f"{daemon}.pid")
+            _kill_pidfile(MUNGE_PIDFILE if daemon == "munged" else self.state / f"{daemon}.pid", daemon)
         self.started.clear()
 
 
@@ -211,7 +215,7 @@ def start_slurm(state: Path = Path("/var/lib/genpipe-slurm"), timeout: float = 6
     SLURM_CONF.write_text(conf)
     GRES_CONF.write_text(f"{MARK}\nNodeName={NODE} Name=gpu File=/dev/null\n")
     for daemon, cmd in (("slurmctld", [ctld, "-i"]), ("slurmd", [slurmd, "-N", NODE])):
-        _kill_pidfile(state / f"{daemon}.pid")  # a stale one from an earlier run of ours
+        _kill_pidfile(state / f"{daemon}.pid", daemon)  # a stale one from an earlier run of ours
         out = _run(cmd, timeout=30)
         if out.returncode:
             raise DaemonError(daemon, f"`{' '.join(cmd)}` exited {out.returncode}: {(out.stderr or out.stdout).strip()}", state / f"{daemon}.log")
