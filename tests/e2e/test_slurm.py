@@ -102,7 +102,7 @@ def test_dvc_records_the_slurm_run(slurm_run):
 def test_a_failing_slurm_job_fails_the_run(project, slurm, tmp_path):
     d = clone(project, tmp_path / "clone")
     script = d / "scripts/figures.py"
-    script.write_text('raise SystemExit("deliberate failure (test_cluster)")\n')  # a code dep: figures@mnist reruns
+    script.write_text('raise SystemExit("deliberate failure (test_slurm)")\n')  # a code dep: figures@mnist reruns
     proc = run(f"{SLURM} results/figures/mnist/curves.png", d, timeout=TIMEOUT_S)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
