@@ -35,7 +35,7 @@ def test_test_dir_links_the_code_and_keeps_its_outputs_to_itself(root):
     for name in ("scripts", "src", "workflow", "dvc.yaml", "environment.yml"):
         link = test_dir / name
         assert link.is_symlink() and link.resolve() == (root / name).resolve(), name
-    assert (test_dir / ".dvc/config").is_file()  # its own DVC project: the root's dvc status never sees it
+    assert (test_dir / ".dvc/config").is_file()  # a DVC subproject: the root's dvc status never reads .test/dvc.yaml
     ignored = (test_dir / ".gitignore").read_text().split()
     assert {"/results/", "/data/", "/logs/", "/.snakemake/", "/dvc.lock"} <= set(ignored)
     profile = yaml.safe_load((root / "workflow/profiles/test/config.yaml").read_text())

@@ -2,8 +2,8 @@
 
 ``workflow/profiles/test/tiny-params.yaml`` is deep-merged over ``params.yaml`` (mappings merge key by
 key, anything else replaces). The test profile runs in ``.test/`` (Snakemake's ``--directory``): a
-working directory of its own holding the merged ``params.yaml``, links to the code and its own DVC
-project, so its results, logs and ``dvc.lock`` never mix with the default run's. ``params.yaml`` stays
+working directory of its own holding the merged ``params.yaml`` and links to the code (and a ``.dvc/``
+marking it a DVC subproject the root ignores), so its results and logs never mix with the default run's. ``params.yaml`` stays
 the one config each run reads: the default run reads the root's, the test run ``.test/params.yaml``.
 
     python -m genpipe.pipeline.testprofile --write   # rewrite .test/params.yaml (make test-params)
