@@ -4,10 +4,13 @@ PYTHON ?= python3.11
 VENV   := .venv
 STAMP  := $(VENV)/.installed
 APT_STAMP := $(VENV)/.apt-lists
+CLUSTER_STAMP := $(VENV)/.cluster-deps
+# Debian packages of the daemons the e2e tests start (tests/e2e/conftest.py): a single-node Slurm and sshd.
+CLUSTER_PACKAGES := slurmctld slurmd slurm-client munge openssh-server openssh-client
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup run test test-unit test-e2e lint readme dag deps clean-results
+.PHONY: setup cluster-deps run test test-unit test-e2e test-params test-run report-html lint readme dag deps clean-results
 
 setup: $(STAMP) $(APT_STAMP) .dvc/config
 
@@ -30,20 +33,42 @@ $(APT_STAMP):
 .dvc/config:
 	dvc init --quiet && dvc config core.analytics false
 
+# The cluster and remote tests need root and these packages; without them they fail, naming what is missing.
+cluster-deps: $(CLUSTER_STAMP)
+
+$(CLUSTER_STAMP): $(APT_STAMP)
+	@if dpkg -s $(CLUSTER_PACKAGES) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CLUSTER_PACKAGES) >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CLUSTER_PACKAGES) >/dev/null; }; \
+	else echo "error: the Slurm and SSH tests need Debian's $(CLUSTER_PACKAGES): run 'sudo make cluster-deps'" >&2; exit 1; fi
+	@touch $@
+
 run: setup
 	snakemake --cores all
 
-test: setup
+test: setup cluster-deps
 	pytest -q tests
 
 test-unit: setup
 	pytest -q tests/unit
 
-test-e2e: setup
+test-e2e: setup cluster-deps
 	pytest -q tests/e2e
 
 lint: setup
 	snakemake --lint
+
+# The test profile: the whole DAG with the tiny params of tests/e2e, in .test/ (its own params.yaml,
+# results, logs and DVC project; workflow/profiles/test/config.yaml).
+test-params: setup
+	python -m genpipe.pipeline.testprofile --write
+
+test-run: test-params
+	snakemake --profile workflow/profiles/test
+
+# Snakemake's self-contained HTML report of the outputs marked report() (beside results/report/report.md).
+report-html: setup
+	snakemake --report results/report.html
 
 # Rewrite dvc.yaml's code deps from the scripts' imports (tests/unit/test_codedeps.py fails when stale).
 deps: setup

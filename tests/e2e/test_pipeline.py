@@ -1,4 +1,4 @@
-"""End to end: the real workflow, copied into a temporary git + DVC project with tiny params.
+"""End to end: the real workflow, copied into a temporary git + DVC project with tiny params (e2e_project.py).
 
 Runs Snakemake and DVC for real on real (cached or package-mirror) MNIST and Fashion-MNIST.
 """
@@ -6,11 +6,7 @@ Runs Snakemake and DVC for real on real (cached or package-mirror) MNIST and Fas
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -18,23 +14,11 @@ import numpy as np
 import pytest
 import yaml
 
+from e2e_project import sh
 from genpipe.pipeline.dagcheck import dvc_steps
 from genpipe.pipeline.io import sha256_file
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
-GIT_IDENTITY = {f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER") for what, value in (("NAME", "genpipe e2e"), ("EMAIL", "e2e@genpipe.invalid"))}
-# A few thousand images seen: seconds per stage, yet clearly above chance.
-TINY = {"depth_n": 1, "width": 8, "norm": "bn", "gn_groups": 4, "epochs": 3, "batch_size": 32, "lr": 0.1, "momentum": 0.9,
-        "weight_decay": 0.0005, "val_size": 200, "train_limit": 2000, "eval_limit": 200, "seed": 0}
-
-
-def sh(cmd: str, cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONDONTWRITEBYTECODE": "1", **GIT_IDENTITY}
-    proc = subprocess.run(cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"`{cmd}` failed ({proc.returncode}):\n{out[-4000:]}"
-    return out
 
 
 def set_param(project: Path, dotted: str, value) -> None:
@@ -57,59 +41,6 @@ def changed(before, after) -> set[str]:
 
 def dvc_ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, root) -> Path:
-    d = tmp_path_factory.mktemp("genpipe")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".snakemake")
-    for sub in ("workflow", "scripts", "src"):
-        shutil.copytree(root / sub, d / sub, ignore=ignore)
-    for f in ("dvc.yaml", ".gitignore", "environment.yml"):
-        shutil.copy(root / f, d / f)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["train_classifier"] = {"mnist": dict(TINY), "fashion_mnist": dict(TINY)}
-    params["figures"]["samples_per_class"] = 2
-    params["norm_study"] = {
-        "norms": ["bn", "bin"],
-        "seeds": [0],
-        "training": {k: v for k, v in TINY.items() if k not in ("norm", "seed")} | {"train_limit": 1000, "epochs": 1},
-        "small_batch": {"norms": ["bn", "gn"], "batch_sizes": [8, 32], "train_limit": 256, "epochs": 1, "lr_at_64": 0.1, "seed": 0},
-    }
-    small = {"train_limit": 1000, "eval_limit": 300, "val_size": 200, "epochs": 1, "batch_size": 64, "width": 8, "hidden": 32}
-    for stage in ("train_ae", "train_vae", "vae_anomaly"):
-        params[stage] |= small
-    # one epoch at lr 1e-3 (16 steps) leaves the VAE collapsed (KL ~1 nat): its mu carries no class,
-    # and the frozen probe sat at chance (15 %); 3 epochs at 5e-3 give KL ~5 nats and a ~40 % probe
-    params["train_vae"] |= {"epochs": 3, "lr": 0.005}
-    # the probe needs a few epochs at a higher rate to learn anything from 1,000 images and a 1-epoch VAE
-    # eval_limit 200 = the classifiers': attack_fgsm scores all three models on the same first 200 test
-    # images, so its eps = 0 accuracy must equal each model's own test accuracy
-    params["train_latent_probe"] |= {k: small[k] for k in ("train_limit", "val_size", "batch_size")} | {
-        "eval_limit": TINY["eval_limit"], "head_hidden": 16, "epochs": 4, "lr": 0.01, "finetune_lr": 0.003}
-    params["sample_vae"]["n"] = 300
-    params["evaluate_samples"] |= {"floor_n": 300, "kid_subsets": 5, "kid_subset_size": 100, "same_n": 70}
-    params["train_ddpm"] |= {"channels": 8, "mults": [1, 2], "attn_resolutions": [14], "heads": 2, "groups": 4, "timesteps": 100,
-                             "epochs": 1, "batch_size": 64, "train_limit": 512, "log_every": 2, "checkpoint_every": 4}
-    for name, steps in (("ddpm", 100), ("ddim", 10), ("dpmpp", 5)):  # dpmpp keeps its scheduler options
-        params["sample_ddpm"]["samplers"][name] |= {"steps": steps, "n": 100, "n_unconditional": 70}
-    params["sample_ddpm"] |= {"batch_size": 100, "grid_per_class": 4, "trajectory_points": 4}
-    params["attack_fgsm"] |= {"eps": [0.0, 0.05, 0.2], "example_eps": 0.2}
-    # the scenes stages (issue 13): a few hundred scenes of real MNIST digits, one-layer models
-    params["make_scenes"] |= {"n_train": 300, "n_val": 60, "n_test": 300, "val_digits": 500}
-    params["train_scene_parser"] |= {"width": 8, "dilations": [1, 2], "head_width": 8, "epochs": 1, "batch_size": 32,
-                                     "warmup_steps": 2, "val_limit": 60, "precision": "fp32"}
-    params["evaluate_scene_parser"] |= {"batch_size": 64, "n_blank": 20, "n_noise": 20, "figure_scenes": 4}
-    params["train_clip"] |= {"model": {"embed_dim": 16, "vision": {"tower": "resnet", "resnet": {"layers": [1, 1, 1, 1], "width": 4, "head_width": 8},
-                                                                  "vit": {"patch_size": 16, "width": 32, "layers": 1, "heads": 2, "mlp_ratio": 2.0}},
-                                       "text": {"context_length": 16, "width": 32, "layers": 1, "heads": 2, "mlp_ratio": 2.0}},
-                             "batch_size": 16, "epochs": 1, "warmup_steps": 2, "n_train": 64, "n_val": 16}
-    params["evaluate_clip"] |= {"n_retrieval": 40, "similarity_k": 6, "batch_size": 64}
-    (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh("git init -q -b main && dvc init -q && dvc config core.analytics false && git add -A && git commit -qm init", d)
-    sh("snakemake --cores 2", d)
-    sh("git add -A && git commit -qm results", d)
-    return d
 
 
 def test_snakemake_builds_real_results(project):

@@ -12,6 +12,9 @@ rule train_classifier:
     params:
         tracked=stage_params("train_classifier.{dataset}"),
     threads: workflow.cores
+    resources:
+        mem_mb=2816,
+        runtime=20,
     conda:
         "../../environment.yml"
     log:

@@ -23,6 +23,9 @@ rule train_clip:
     threads: 1  # the two variants train side by side on two cores
     # the longest jobs after make_scenes (~9-12 min each): started first, the parser fills in beside them
     priority: 10
+    resources:
+        mem_mb=4864,  # 1.5 x peak RSS 3,065 MB + 256 (ResNet tower, bf16; sampled every 2 s through a whole default run)
+        runtime=29,  # 2 x 12 min + 5
     conda:
         "../../environment.yml"
     log:
@@ -39,11 +42,15 @@ rule evaluate_clip:
         model=multiext("results/train_clip/{clip_variant}/", *CLIP_MODEL),
         scenes="results/make_scenes/test.npz",
     output:
-        multiext("results/evaluate_clip/{clip_variant}/", "metrics.json", "similarity.png", "retrieval.png"),
+        "results/evaluate_clip/{clip_variant}/metrics.json",
+        report(multiext("results/evaluate_clip/{clip_variant}/", "similarity.png", "retrieval.png"), caption="../report/evaluate_clip.rst", category="CLIP", subcategory="{clip_variant}"),
     params:
         tracked=stage_params("evaluate_clip.n_retrieval", "evaluate_clip.similarity_k", "evaluate_clip.batch_size",
                              "make_scenes.templates", "make_scenes.held_out"),
     threads: 1
+    resources:
+        mem_mb=2304,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -64,6 +71,9 @@ rule evaluate_clip_pretrained:
         tracked=stage_params("evaluate_clip.pretrained", "evaluate_clip.n_retrieval", "evaluate_clip.batch_size",
                              "make_scenes.templates", "make_scenes.held_out"),
     threads: 1
+    resources:
+        mem_mb=1536,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -80,8 +90,12 @@ rule compare_clip:
         evals=expand("results/evaluate_clip/{v}/metrics.json", v=CLIP_VARIANTS),
         pretrained="results/evaluate_clip_pretrained/metrics.json",
     output:
-        multiext("results/compare_clip/", "table.tsv", "binding.png", "metrics.json"),
+        report(multiext("results/compare_clip/", "table.tsv", "binding.png"), caption="../report/compare_clip.rst", category="CLIP"),
+        "results/compare_clip/metrics.json",
     threads: 1
+    resources:
+        mem_mb=1536,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:

@@ -20,7 +20,10 @@ except ParamsError as exc:
     raise WorkflowError(str(exc))
 
 # Catch up with `dvc repro` / `dvc checkout` / `dvc pull` (fresh mtimes, params Snakemake has not seen).
-dvcsync.sync_snakemake(".")
+# Only in the main process: a cluster job step parses this file again while other jobs write their
+# outputs, and touching the project from there raced with them (a Slurm job failed on it).
+if workflow.is_main_process:
+    dvcsync.sync_snakemake(".")
 
 DATASET_NAMES = list(DATASETS)
 

@@ -2,7 +2,8 @@
 # The samples are scored by evaluate_samples (rules/evaluate.smk) as generators ddpm_<sampler>
 # (conditional, guided) and ddpm_<sampler>_uncond.
 MNIST = raw_paths("mnist")
-SAMPLE_FILES = ["samples.npz", "unconditional.npz", "grid.png", "grid_unconditional.png", "trajectory.png", "metrics.json"]
+SAMPLE_FILES = ["samples.npz", "unconditional.npz", "metrics.json"]
+SAMPLE_FIGURES = ["grid.png", "grid_unconditional.png", "trajectory.png"]
 
 
 rule train_ddpm:
@@ -16,6 +17,9 @@ rule train_ddpm:
         tracked=stage_params("train_ddpm"),
     threads: 1  # a 2-thread job waits until both cores are free at once, which 1-thread jobs ending at different times can delay to the end
     priority: 10  # the longest chain: train_ddpm -> sample_ddpm (ddim, 10,000 samples): started first
+    resources:
+        mem_mb=2816,
+        runtime=44,
     conda:
         "../../environment.yml"
     log:
@@ -31,10 +35,14 @@ rule sample_ddpm:
         model=multiext("results/train_ddpm/", "model.safetensors", "config.json"),
     output:
         multiext("results/sample_ddpm/{sampler}/", *SAMPLE_FILES),
+        report(multiext("results/sample_ddpm/{sampler}/", *SAMPLE_FIGURES), caption="../report/sample_ddpm.rst", category="DDPM", subcategory="{sampler}"),
     params:
         tracked=stage_params("sample_ddpm.samplers.{sampler}", *(f"sample_ddpm.{k}" for k in SAMPLE_KEYS)),
     threads: 1
     priority: 10
+    resources:
+        mem_mb=2304,
+        runtime=63,
     conda:
         "../../environment.yml"
     log:
@@ -52,7 +60,11 @@ rule compare_samplers:
         timing=expand("results/sample_ddpm/{sampler}/metrics.json", sampler=SAMPLERS),
         scores=expand("results/evaluate_samples/ddpm_{sampler}{kind}/metrics.json", sampler=SAMPLERS, kind=["", "_uncond"]),
     output:
-        multiext("results/compare_samplers/", "samplers.tsv", "metrics.json", "quality_vs_nfe.png", "loss.png"),
+        report(multiext("results/compare_samplers/", "samplers.tsv", "quality_vs_nfe.png", "loss.png"), caption="../report/compare_samplers.rst", category="DDPM"),
+        "results/compare_samplers/metrics.json",
+    resources:
+        mem_mb=1792,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:

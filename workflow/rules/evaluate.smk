@@ -12,6 +12,9 @@ rule reference_stats:
         metrics="results/reference_stats/{dataset}/metrics.json",
     params:
         tracked=stage_params(*(f"evaluate_samples.{k}" for k in ("floor_n", "inception_weights", "kid_subset_size", "kid_subsets", "seed"))),
+    resources:
+        mem_mb=2048,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -33,6 +36,9 @@ rule evaluate_samples:
     params:
         tracked=stage_params(*(f"evaluate_samples.{k}" for k in ("inception_weights", "kid_subset_size", "kid_subsets", "same_n", "seed"))),
         dataset=generator_dataset,
+    resources:
+        mem_mb=2048,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:

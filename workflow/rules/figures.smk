@@ -6,11 +6,14 @@ rule figures:
         curves="results/train_classifier/{dataset}/curves.tsv",
         predictions="results/train_classifier/{dataset}/predictions.npz",
     output:
-        curves="results/figures/{dataset}/curves.png",
-        confusion="results/figures/{dataset}/confusion.png",
-        samples="results/figures/{dataset}/samples.png",
+        curves=report("results/figures/{dataset}/curves.png", caption="../report/figures.rst", category="Classifiers", subcategory="{dataset}"),
+        confusion=report("results/figures/{dataset}/confusion.png", caption="../report/figures.rst", category="Classifiers", subcategory="{dataset}"),
+        samples=report("results/figures/{dataset}/samples.png", caption="../report/figures.rst", category="Classifiers", subcategory="{dataset}"),
     params:
         tracked=stage_params("figures"),
+    resources:
+        mem_mb=1792,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:

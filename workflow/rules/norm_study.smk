@@ -14,6 +14,9 @@ rule train_norm_study:
         tracked=stage_params("norm_study.training"),
     threads: 1
     priority: 1  # before the short small-batch runs, which then fill the last gaps
+    resources:
+        mem_mb=2816,
+        runtime=17,
     conda:
         "../../environment.yml"
     log:
@@ -39,6 +42,9 @@ rule train_small_batch:
             "norm_study.small_batch.seed",
         ),
     threads: 1
+    resources:
+        mem_mb=2304,
+        runtime=9,
     conda:
         "../../environment.yml"
     log:
@@ -55,19 +61,18 @@ rule aggregate_norm_study:
         runs=expand("results/train_norm_study/{norm}-{seed}/{f}", norm=STUDY["norms"], seed=STUDY["seeds"], f=RUN_FILES),
         small_batch=expand("results/train_small_batch/{norm}-{batch}/{f}", norm=SWEEP["norms"], batch=SWEEP["batch_sizes"], f=RUN_FILES),
     output:
-        multiext(
-            "results/aggregate_norm_study/",
-            "table.csv",
-            "metrics.json",
-            "summary.md",
-            "accuracy.png",
-            "val_curves.png",
-            "small_batch.png",
-            "bin_gates.png",
+        report(
+            multiext("results/aggregate_norm_study/", "table.csv", "accuracy.png", "val_curves.png", "small_batch.png", "bin_gates.png"),
+            caption="../report/aggregate_norm_study.rst",
+            category="Normalisation study",
         ),
+        multiext("results/aggregate_norm_study/", "metrics.json", "summary.md"),
     params:
         tracked=stage_params("norm_study.norms", "norm_study.seeds", "norm_study.small_batch.norms", "norm_study.small_batch.batch_sizes"),
     priority: 1  # the study's result as soon as its runs are done, before unrelated longer jobs
+    resources:
+        mem_mb=1280,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -84,10 +89,13 @@ rule gradcam:
         data=raw_paths("fashion_mnist"),
         runs=expand("results/train_norm_study/{norm}-{seed}/{f}", norm=STUDY["norms"], seed=STUDY["seeds"], f=RUN_FILES),
     output:
-        "results/gradcam/gradcam.png",
+        report("results/gradcam/gradcam.png", caption="../report/gradcam.rst", category="Normalisation study"),
         "results/gradcam/metrics.json",
     params:
         tracked=stage_params("gradcam.seed", "norm_study.norms", "norm_study.seeds"),
+    resources:
+        mem_mb=2048,
+        runtime=7,
     conda:
         "../../environment.yml"
     log:

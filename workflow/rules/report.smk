@@ -1,3 +1,8 @@
+# The report takes a second: under a cluster profile it runs on the submit host rather than wait in a queue.
+localrules:
+    report,
+
+
 rule report:
     """results/report/report.md from every stage's metrics and figures."""
     input:
@@ -27,7 +32,10 @@ rule report:
         clip_train=expand("results/train_clip/{v}/metrics.json", v=CLIP_VARIANTS),
         clip_figures=expand("results/evaluate_clip/{v}/{fig}.png", v=CLIP_VARIANTS, fig=["similarity", "retrieval"]),
     output:
-        "results/report/report.md",
+        report("results/report/report.md", caption="../report/report.rst", category="Report"),
+    resources:
+        mem_mb=1280,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:

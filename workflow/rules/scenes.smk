@@ -7,10 +7,14 @@ rule make_scenes:
         code=CODE["make_scenes"],
         data=raw_paths("mnist"),
     output:
-        multiext("results/make_scenes/", "train.npz", "val.npz", "test.npz", "test_shifted.npz", "scenes.png", "metrics.json"),
+        multiext("results/make_scenes/", "train.npz", "val.npz", "test.npz", "test_shifted.npz", "metrics.json"),
+        report("results/make_scenes/scenes.png", caption="../report/make_scenes.rst", category="Scenes"),
     params:
         tracked=stage_params("make_scenes"),
     threads: 1
+    resources:
+        mem_mb=3328,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -29,6 +33,9 @@ rule train_scene_parser:
     params:
         tracked=stage_params("train_scene_parser"),
     threads: 1
+    resources:
+        mem_mb=4096,
+        runtime=12,
     conda:
         "../../environment.yml"
     log:
@@ -44,10 +51,14 @@ rule evaluate_scene_parser:
         scenes=multiext("results/make_scenes/", "test.npz", "test_shifted.npz"),
         model=multiext("results/train_scene_parser/", "model.safetensors", "config.json"),
     output:
-        multiext("results/evaluate_scene_parser/", "per_class.tsv", "confusion.png", "boxes.png", "metrics.json"),
+        report(multiext("results/evaluate_scene_parser/", "per_class.tsv", "confusion.png", "boxes.png"), caption="../report/evaluate_scene_parser.rst", category="Scenes"),
+        "results/evaluate_scene_parser/metrics.json",
     params:
         tracked=stage_params("evaluate_scene_parser", "make_scenes.held_out"),
     threads: 1
+    resources:
+        mem_mb=4352,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:

@@ -14,6 +14,9 @@ rule train_ae:
     params:
         tracked=stage_params("train_ae"),
     threads: 1
+    resources:
+        mem_mb=2560,
+        runtime=17,
     conda:
         "../../environment.yml"
     log:
@@ -33,6 +36,9 @@ rule train_vae:
         tracked=stage_params("train_vae"),
     threads: 1
     priority: 1  # on the critical path: train_vae -> train_latent_probe -> attack_fgsm
+    resources:
+        mem_mb=2304,
+        runtime=12,
     conda:
         "../../environment.yml"
     log:
@@ -48,9 +54,13 @@ rule sample_vae:
         vae=multiext("results/train_vae/", "model.safetensors", "config.json"),
         ae=multiext("results/train_ae/", "model.safetensors", "config.json"),
     output:
-        expand("results/sample_vae/{generator}/{f}", generator=["vae", "ae_gaussian"], f=["samples.npz", "samples.png"]),
+        expand("results/sample_vae/{generator}/samples.npz", generator=["vae", "ae_gaussian"]),
+        report(expand("results/sample_vae/{generator}/samples.png", generator=["vae", "ae_gaussian"]), caption="../report/sample_vae.rst", category="Autoencoder and VAE"),
     params:
         tracked=stage_params("sample_vae"),
+    resources:
+        mem_mb=1536,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -67,9 +77,16 @@ rule vae_figures:
         vae=multiext("results/train_vae/", "model.safetensors", "config.json", "curves.tsv"),
         ae=multiext("results/train_ae/", "model.safetensors", "config.json", "curves.tsv"),
     output:
-        multiext("results/vae_figures/", "reconstructions.png", "traversal.png", "interpolation.png", "latent_pca.png", "loss_curves.png"),
+        report(
+            multiext("results/vae_figures/", "reconstructions.png", "traversal.png", "interpolation.png", "latent_pca.png", "loss_curves.png"),
+            caption="../report/vae_figures.rst",
+            category="Autoencoder and VAE",
+        ),
     params:
         tracked=stage_params("vae_figures"),
+    resources:
+        mem_mb=2304,
+        runtime=6,
     conda:
         "../../environment.yml"
     log:
@@ -91,6 +108,9 @@ rule train_latent_probe:
         tracked=stage_params("train_latent_probe"),
     threads: 1
     priority: 1
+    resources:
+        mem_mb=2560,
+        runtime=12,
     conda:
         "../../environment.yml"
     log:
@@ -108,9 +128,13 @@ rule attack_fgsm:
         probes=expand("results/train_latent_probe/{variant}/{f}", variant=PROBE_VARIANTS, f=["model.safetensors", "config.json", "metrics.json"]),
         classifier=multiext("results/train_classifier/fashion_mnist/", "model.safetensors", "config.json", "metrics.json"),
     output:
-        multiext("results/attack_fgsm/", "curves.tsv", "metrics.json", "curve.png", "examples.png"),
+        multiext("results/attack_fgsm/", "curves.tsv", "metrics.json"),
+        report(multiext("results/attack_fgsm/", "curve.png", "examples.png"), caption="../report/attack_fgsm.rst", category="Autoencoder and VAE"),
     params:
         tracked=stage_params("attack_fgsm", "train_latent_probe.eval_limit"),
+    resources:
+        mem_mb=3840,
+        runtime=11,
     conda:
         "../../environment.yml"
     log:
@@ -126,10 +150,14 @@ rule vae_anomaly:
         code=CODE["vae_anomaly"],
         data=FASHION,
     output:
-        multiext("results/vae_anomaly/", *AE_FILES, "roc.tsv", "roc.png", "scores.png"),
+        multiext("results/vae_anomaly/", *AE_FILES, "roc.tsv"),
+        report(multiext("results/vae_anomaly/", "roc.png", "scores.png"), caption="../report/vae_anomaly.rst", category="Autoencoder and VAE"),
     params:
         tracked=stage_params("vae_anomaly"),
     threads: 1
+    resources:
+        mem_mb=2816,
+        runtime=16,
     conda:
         "../../environment.yml"
     log:
