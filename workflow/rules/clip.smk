@@ -23,9 +23,10 @@ rule train_clip:
     threads: 1  # the two variants train side by side on two cores
     # the longest jobs after make_scenes (~9-12 min each): started first, the parser fills in beside them
     priority: 10
+    # mem_mb: 1.5 x peak RSS 3,065 MB + 256 (ResNet tower, bf16, sampled through a whole default run); runtime: 2 x 12 min + 5
     resources:
-        mem_mb=4864,  # 1.5 x peak RSS 3,065 MB + 256 (ResNet tower, bf16; sampled every 2 s through a whole default run)
-        runtime=29,  # 2 x 12 min + 5
+        mem_mb=4864,
+        runtime=29,
     conda:
         "../../environment.yml"
     log:
