@@ -29,16 +29,20 @@ import psutil
 from genpipe.pipeline.dagcheck import dvc_steps
 
 
-def job_wall_times(project: Path) -> dict[str, float]:
-    """Longest wall time (s) of each rule's jobs, from Snakemake's per-output metadata."""
-    jobs: dict[tuple[str, float], float] = {}
+def job_records(project: Path):
+    """(rule, start time, wall seconds, output path) of every finished job output in Snakemake's metadata."""
     for f in (project / ".snakemake/metadata").iterdir():
         try:
             meta = json.loads(f.read_text())
         except (OSError, ValueError):
             continue
         if meta.get("starttime") and meta.get("endtime"):
-            jobs[(meta["rule"], meta["starttime"])] = meta["endtime"] - meta["starttime"]
+            yield meta["rule"], meta["starttime"], meta["endtime"] - meta["starttime"], base64.b64decode(f.name).decode()
+
+
+def job_wall_times(project: Path) -> dict[str, float]:
+    """Longest wall time (s) of each rule's jobs, from Snakemake's per-output metadata."""
+    jobs = {(rule, start): seconds for rule, start, seconds, _ in job_records(project)}
     longest: dict[str, float] = defaultdict(float)
     for (rule, _), seconds in jobs.items():
         longest[rule] = max(longest[rule], seconds)
@@ -48,15 +52,9 @@ def job_wall_times(project: Path) -> dict[str, float]:
 def longest_instances(project: Path) -> dict[str, str]:
     """rule -> the output path of its instance that ran longest (to find its DVC command)."""
     best: dict[str, tuple[float, str]] = {}
-    for f in (project / ".snakemake/metadata").iterdir():
-        try:
-            meta = json.loads(f.read_text())
-        except (OSError, ValueError):
-            continue
-        if meta.get("starttime") and meta.get("endtime"):
-            seconds = meta["endtime"] - meta["starttime"]
-            if seconds > best.get(meta["rule"], (-1.0, ""))[0]:
-                best[meta["rule"]] = (seconds, base64.b64decode(f.name).decode())
+    for rule, _, seconds, path in job_records(project):
+        if seconds > best.get(rule, (-1.0, ""))[0]:
+            best[rule] = (seconds, path)
     return {rule: path for rule, (_, path) in best.items()}
 
 
