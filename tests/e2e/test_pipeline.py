@@ -85,7 +85,7 @@ def test_snakemake_builds_the_ddpm_stages(project):
     assert curve[0].split("\t") == ["step", "epoch", "loss"] and len(curve) == 1 + 4
     ck = project / "checkpoints/train_ddpm/state.pt"
     assert ck.is_file()  # resumable state, outside the declared outputs
-    for s, nfe in (("ddpm", 200), ("ddim", 20), ("dpmpp", 10)):  # guidance: two network evaluations per step
+    for s, nfe in (("ddpm", 50), ("ddim", 20), ("dpmpp", 10)):  # guidance: two network evaluations per step
         m = json.loads((res / f"sample_ddpm/{s}/metrics.json").read_text())
         assert m["nfe"] == nfe and m["n"] == 100 and m["seconds"] > 0 and m["precision"] == "bf16"  # params.yaml's default
         z = np.load(res / f"sample_ddpm/{s}/samples.npz")
