@@ -93,7 +93,7 @@ def pieces_us(p: dict[str, Any], reps: int = 300) -> dict[str, float]:
         "scheduler.add_noise": lambda: tr.sched.add_noise(x[idx], x[idx], idx % p["timesteps"]),
         "lr into param_groups": lambda: [g.__setitem__("lr", tr.lr_at(5)) for g in tr.opt.param_groups],
         "clip_grad_norm_": lambda: torch.nn.utils.clip_grad_norm_(tr.model.parameters(), p["grad_clip"]),
-        "EMA update_parameters": lambda: tr.ema.update_parameters(tr.model),
+        "EMA update": lambda: tr.ema.update(tr.model),
         "opt.step (AdamW as built)": lambda: tr.opt.step(),
         "isfinite(loss) + loss.item()": lambda: (bool(torch.isfinite(loss)), loss.item()),
         "tqdm update(1)": lambda: bar.update(1),
