@@ -4,17 +4,18 @@ A tiny U-Net (``--channels 4``, params.yaml's levels, attention only in the 7×7
 negligible, so what is left of a step is the loop itself: batch gathering, random numbers and
 their transfers, the learning-rate update, gradient clipping, the EMA update, the loss sync and
 NaN check, curves logging, checkpoint bookkeeping, the progress bar. Measured in one run, one
-thread, interleaved rounds:
+thread, interleaved step by step:
 
 - ``full``: ``diffusion.Trainer.fit`` (params.yaml's train_ddpm with the tiny net; its ``log_every``
-  and ``checkpoint_every``), per-step time from the ``on_step`` timestamps, checkpoints included;
+  and ``checkpoint_every``), each step timed between ``on_step`` calls;
 - ``bare``: the same network and batch size, fixed tensors, ``model(x, t, y)`` -> MSE -> backward
-  -> ``AdamW.step()`` (the optimizer as the trainer builds it).
+  -> ``AdamW.step()`` (the optimizer as the trainer builds it), one step run from each ``on_step``.
 
-The ratio full / bare is the loop's overhead; then a ``torch.profiler`` table of the full step's
+The ratio full / bare (of the per-step medians: the shared machine's load spikes left out; and of
+the means, the log and checkpoint steps in) is the loop's overhead; then a ``torch.profiler`` table of the full step's
 host time by op, and each piece of the loop timed alone.
 
-    PYTHONPATH=src python benchmarks/train_loop_overhead.py [--steps 400] [--rounds 3]
+    PYTHONPATH=src python benchmarks/train_loop_overhead.py [--steps 600] [--channels 4] [--batch-size 8]
 """
 
 from __future__ import annotations
@@ -46,33 +47,46 @@ def data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(n, 1, 28, 28, generator=g) * 2 - 1, torch.randint(0, 10, (n,), generator=g)
 
 
-def full_ms(p: dict[str, Any], steps: int, workdir: Path) -> float:
-    """Mean ms per step of ``Trainer.fit`` over ``steps`` steps (after the first): every part of the loop included."""
+class Paired:
+    """A bare step of a second copy of the trainer's network and optimizer (as it builds them) on fixed
+    tensors, run from ``Trainer.fit``'s ``on_step`` right after each full step, so that both are timed
+    step by step, interleaved: the shared machine's swings hit them alike."""
+
+    def __init__(self, p: dict[str, Any], workdir: Path) -> None:
+        tr = diffusion.Trainer(p, workdir / "unused.pt")
+        layout = diffusion.memory_format(p["precision"])
+        self.model, self.opt = tr.model.to(memory_format=layout).train(), tr.opt
+        b = p["batch_size"]
+        self.x = torch.randn(b, 1, 28, 28).contiguous(memory_format=layout)
+        self.t, self.y = torch.randint(0, p["timesteps"], (b,)), torch.randint(0, 11, (b,))
+        self.full: list[float] = []
+        self.bare: list[float] = []
+        self.mark = 0.0
+
+    def bare_step(self) -> None:
+        loss = F.mse_loss(self.model(self.x, self.t, self.y), self.x)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    def on_step(self, step: int) -> None:
+        now = time.perf_counter()
+        if step > 1:  # the first step includes the trainer's start
+            self.full.append(now - self.mark)
+        self.bare_step()
+        self.mark = time.perf_counter()
+        if step > 1:
+            self.bare.append(self.mark - now)
+
+
+def paired(p: dict[str, Any], steps: int, workdir: Path) -> Paired:
     x, y = data(steps * p["batch_size"])
     ck = workdir / "state.pt"
     ck.unlink(missing_ok=True)
-    stamps: list[float] = []
-    trainer = diffusion.Trainer(p | {"epochs": 1}, ck)
-    trainer.fit(x, y, on_step=lambda _: stamps.append(time.perf_counter()))
-    return 1000 * (stamps[-1] - stamps[0]) / (len(stamps) - 1)
-
-
-def bare_ms(p: dict[str, Any], steps: int) -> float:
-    """The trainer's own network and optimizer (as it builds them), stepped on fixed tensors."""
-    tr = diffusion.Trainer(p, Path(tempfile.gettempdir()) / "unused.pt")
-    layout = diffusion.memory_format(p["precision"])
-    model, opt = tr.model.to(memory_format=layout).train(), tr.opt
-    b = p["batch_size"]
-    x = torch.randn(b, 1, 28, 28).contiguous(memory_format=layout)
-    t, y = torch.randint(0, p["timesteps"], (b,)), torch.randint(0, 11, (b,))
-    for k in range(steps + 1):
-        if k == 1:
-            t0 = time.perf_counter()
-        loss = F.mse_loss(model(x, t, y), x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return 1000 * (time.perf_counter() - t0) / steps
+    pair = Paired(p, workdir)
+    pair.bare_step()  # warm-up
+    diffusion.Trainer(p | {"epochs": 1}, ck).fit(x, y, on_step=pair.on_step)
+    return pair
 
 
 def pieces_us(p: dict[str, Any], reps: int = 300) -> dict[str, float]:
@@ -127,27 +141,27 @@ def profile(p: dict[str, Any], steps: int, workdir: Path, rows: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=200, help="steps per measurement (default log_every/checkpoint_every apply)")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved full/bare measurements")
+    ap.add_argument("--steps", type=int, default=600, help="full steps, each followed by a bare one (params.yaml's log_every/checkpoint_every apply)")
     ap.add_argument("--channels", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--profile-steps", type=int, default=100)
+    ap.add_argument("--profile-steps", type=int, default=50)
     ap.add_argument("--top", type=int, default=18)
     a = ap.parse_args()
     torch.set_num_threads(1)
     p = tiny(load_params("train_ddpm"), a.channels, a.batch_size)
     n = count_parameters(diffusion.build(p))
     print(f"torch {torch.__version__}, 1 thread; tiny U-Net {n:,} parameters, batch {a.batch_size}, "
-          f"log_every {p['log_every']}, checkpoint_every {p['checkpoint_every']}, {a.steps} steps x {a.rounds} rounds")
+          f"log_every {p['log_every']}, checkpoint_every {p['checkpoint_every']}, {a.steps} full + {a.steps} bare steps")
     with tempfile.TemporaryDirectory() as tmp:
-        full, bare = [], []
-        for _ in range(a.rounds):  # interleaved: drift in the shared machine's speed hits both alike
-            full.append(full_ms(p, a.steps, Path(tmp)))
-            bare.append(bare_ms(p, a.steps))
-        ratios = sorted(f / b for f, b in zip(full, bare))
-        print(f"\n1. per step (best of {a.rounds}): full {min(full):.3f} ms, bare {min(bare):.3f} ms; "
-              f"overhead ratio full/bare {statistics.median(ratios):.2f} (median of rounds) [{ratios[0]:.2f}, {ratios[-1]:.2f}]; "
-              f"loop overhead {min(full) - min(bare):.3f} ms/step")
+        pair = paired(p, a.steps, Path(tmp))
+        med_f, med_b = statistics.median(pair.full), statistics.median(pair.bare)
+        mean_f, mean_b = statistics.fmean(pair.full), statistics.fmean(pair.bare)
+        ratios = sorted(f / b for f, b in zip(pair.full, pair.bare))
+        q = lambda r: ratios[int(r * (len(ratios) - 1))]  # noqa: E731
+        print(f"\n1. per step over {len(pair.full)} interleaved step pairs: full {1000 * med_f:.3f} ms, bare {1000 * med_b:.3f} ms (medians); "
+              f"overhead ratio full/bare {med_f / med_b:.2f} (of medians; per-pair ratios: median {q(0.5):.2f}, quartiles "
+              f"[{q(0.25):.2f}, {q(0.75):.2f}]); all in (means, log and checkpoint steps included): {1000 * mean_f:.3f} vs "
+              f"{1000 * mean_b:.3f} ms, ratio {mean_f / mean_b:.2f}; loop overhead {1000 * (med_f - med_b):.3f} ms/step (medians)")
         print("\n2. pieces of the loop alone (µs per call, tiny net)")
         for name, us in pieces_us(p).items():
             print(f"{name:44} {us:9.1f}")
