@@ -30,7 +30,7 @@ from open_clip.loss import ClipLoss
 from tqdm.auto import tqdm
 
 from genpipe.clip import model as clip_model
-from genpipe.pipeline import io
+from genpipe.pipeline import io, trainloop
 from genpipe.pipeline.determinism import set_determinism
 from genpipe.scenes import captions
 from genpipe.scenes.dataset import Scenes, load_scenes
@@ -148,12 +148,11 @@ def train(train_scenes: Scenes, val_scenes: Scenes, p: dict[str, Any], hard_nega
     for epoch in range(p["epochs"]):
         texts, negs = epoch_texts(train_scenes, objects, templates, rng, hard_negatives)
         perm = rng.permutation(len(train_scenes))
-        running = []
+        running = trainloop.LossWindow(step)  # the losses stay on the device until the epoch's row
         for i in range(steps_per_epoch):
             idx = perm[i * bs : (i + 1) * bs]
             lr = lr_at(step, total, warmup, p["lr"])
-            for g in opt.param_groups:
-                g["lr"] = lr
+            trainloop.set_lr(opt, lr)
             x = clip_model.preprocess(images[idx]).contiguous(memory_format=CHANNELS_LAST)  # (B, 3, 64, 64)
             t = tok([texts[j] for j in idx])  # (B, L)
             neg_texts = [negs[j] for j in idx if negs[j] is not None]
@@ -172,12 +171,12 @@ def train(train_scenes: Scenes, val_scenes: Scenes, p: dict[str, Any], hard_nega
             opt.step()
             with torch.no_grad():
                 model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-            running.append(loss.item())
+            running.add(loss)
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{running[-1]:.3f}", refresh=False)
+        bar.set_postfix(loss=f"{running.mean():.3f}", refresh=False)
         vl = val_loss(model, val_scenes, val_tokens, bs, p["precision"])
-        rows.append({"step": step, "epoch": epoch + 1, "lr": f"{lr:.6g}", "train_loss": round(float(np.mean(running)), 5),
+        rows.append({"step": step, "epoch": epoch + 1, "lr": f"{lr:.6g}", "train_loss": round(float(np.mean(running.values())), 5),
                      "val_loss": round(vl, 5), "logit_scale": round(model.logit_scale.exp().item(), 3)})
         print(f"train_clip epoch {epoch + 1}/{p['epochs']}: train {rows[-1]['train_loss']:.4f} val {vl:.4f} "
               f"scale {rows[-1]['logit_scale']:.1f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)

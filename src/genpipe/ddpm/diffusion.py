@@ -2,7 +2,8 @@
 
 Training is ε-prediction: x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε from ``DDPMScheduler.add_noise``, loss
 ‖ε̂(x_t, t, c) - ε‖², the class dropped to the null label with probability ``p_uncond``. AdamW,
-gradient clipping, an EMA of the weights (``torch.optim.swa_utils``) which is what we sample.
+gradient clipping, an EMA of the weights (``trainloop.EMA``) which is what we sample; the loop
+(progress, checkpoints, the NaN stop, curves) is :mod:`genpipe.pipeline.trainloop`'s.
 
 Resumable: every ``checkpoint_every`` steps (and at the end) the full training state — model, EMA,
 optimizer, RNG states, step — is written atomically to a checkpoint *outside* the declared outputs,
@@ -37,12 +38,10 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from genpipe.data import datasets as data
-from genpipe.pipeline import io
-from genpipe.pipeline.checkpoint import load_state, save_state
+from genpipe.pipeline import io, trainloop
 from genpipe.models.unet import UNet, UNetConfig, count_parameters
 from genpipe.pipeline.determinism import set_determinism
 
@@ -125,10 +124,6 @@ def params_key(p: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _ema(model: UNet, decay: float) -> AveragedModel:
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
 def ema_warning(p: dict[str, Any], steps: int) -> str | None:
     """A warning when the EMA (what is sampled) still holds over 1 % of the first step's weights at the end:
     decay^steps. Seen on a GPU: the full preset (decay 0.999) cut to 938 steps kept 39 % and sampled noise."""
@@ -140,20 +135,24 @@ def ema_warning(p: dict[str, Any], steps: int) -> str | None:
 
 
 class Trainer:
-    """ε-prediction training of ``build(p)`` on x0 in [-1, 1] with labels; resumable from ``checkpoint``."""
+    """ε-prediction training of ``build(p)`` on x0 in [-1, 1] with labels; resumable from ``checkpoint``.
+    The loop, EMA, NaN stop and checkpoints are :mod:`genpipe.pipeline.trainloop`'s; here is one step."""
 
     def __init__(self, p: dict[str, Any], checkpoint: Path) -> None:
         self.p, self.checkpoint = p, checkpoint
         torch.manual_seed(p["seed"])
         self.device = device()
         self.model = build(p).to(self.device)
-        self.ema = _ema(self.model, p["ema_decay"])
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+        self.ema = trainloop.EMA(self.model, p["ema_decay"])
+        self.opt = trainloop.adamw(self.model.parameters(), self.device, lr=p["lr"], weight_decay=p["weight_decay"])
         self.sched = noise_scheduler(p)
         self.gen = torch.Generator().manual_seed(p["seed"])
         self.step, self.rows = 0, []
         self.key = params_key(p)
         self.layout = memory_format(p["precision"])
+        self.x0, self.y = torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long)
+        self.steps_per_epoch = 1
+        self._perm, self._perm_epoch = torch.empty(0, dtype=torch.long), -1
 
     def state(self) -> dict[str, Any]:
         return {"key": self.key, "step": self.step, "rows": self.rows, "model": self.model.state_dict(),
@@ -162,11 +161,8 @@ class Trainer:
 
     def try_resume(self) -> bool:
         """Continue from the checkpoint if it belongs to these params (else start afresh and say why)."""
-        if not self.checkpoint.exists():
-            return False
-        ck = load_state(self.checkpoint)  # plain tensors only; a payload or a corrupt file -> CheckpointError
-        if ck.get("key") != self.key:
-            print(f"ignoring {self.checkpoint}: written with other params ({ck.get('key')} != {self.key})", file=sys.stderr)
+        ck = trainloop.resume(self.checkpoint, self.key)
+        if ck is None:
             return False
         self.model.load_state_dict(ck["model"])
         self.ema.load_state_dict(ck["ema"])
@@ -174,65 +170,57 @@ class Trainer:
         self.gen.set_state(ck["gen"])
         torch.set_rng_state(ck["torch_rng"])
         self.step, self.rows = ck["step"], ck["rows"]
-        print(f"resuming from {self.checkpoint} at step {self.step}", file=sys.stderr)
         return True
 
     def lr_at(self, step: int) -> float:
         return self.p["lr"] * min(1.0, (step + 1) / max(1, self.p["warmup_steps"]))
 
     def loss(self, x0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of one batch (on the device). Its random numbers come from the seeded CPU generator,
+        in the same order on every device, and are copied over without waiting."""
         noise = torch.randn(x0.shape, generator=self.gen)
         t = torch.randint(0, self.p["timesteps"], (len(x0),), generator=self.gen)
         drop = torch.rand(len(x0), generator=self.gen) < self.p["p_uncond"]
+        noise, t, drop = (trainloop.to_device(v, self.device) for v in (noise, t, drop))
         y = torch.where(drop, torch.full_like(y, self.model.config.null_label), y)
-        x0, noise, t, y = (v.to(self.device) for v in (x0, noise, t, y))
         xt = self.sched.add_noise(x0, noise, t)
         with autocast(self.p["precision"], self.device):
             eps = self.model(xt.contiguous(memory_format=self.layout), t, y)
         return F.mse_loss(eps.float(), noise)
 
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's (x0, y), gathered on the device; each epoch's order comes from (seed, epoch)
+        alone, so a run resumes at any step."""
+        epoch, i = divmod(self.step, self.steps_per_epoch)
+        if self._perm_epoch != epoch:
+            gen = torch.Generator().manual_seed(self.p["seed"] * 100_003 + epoch)
+            self._perm, self._perm_epoch = torch.randperm(len(self.x0), generator=gen).to(self.device), epoch
+        idx = self._perm[i * self.p["batch_size"] : (i + 1) * self.p["batch_size"]]
+        return self.x0[idx], self.y[idx]
+
+    def train_step(self) -> torch.Tensor:
+        trainloop.set_lr(self.opt, self.lr_at(self.step))
+        loss = self.loss(*self.batch())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.p["grad_clip"])
+        self.opt.step()
+        self.ema.update(self.model)
+        return loss
+
+    def row(self, mean_loss: float) -> dict[str, Any]:
+        return {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3), "loss": round(mean_loss, 5)}
+
     def fit(self, x0: torch.Tensor, y: torch.Tensor, on_step: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
         """Train to ``epochs`` epochs in total (continuing the checkpoint's count); one curves row per ``log_every`` steps."""
         p = self.p
         self.try_resume()
-        self.model.to(memory_format=self.layout)
-        steps_per_epoch = -(-len(x0) // p["batch_size"])
-        total = steps_per_epoch * p["epochs"]
-        bar = tqdm(total=total, initial=self.step, desc="train_ddpm", unit="step", mininterval=2.0)
-        running: list[float] = []
-        perm, perm_epoch = torch.empty(0, dtype=torch.long), -1
-        while self.step < total:
-            epoch, i = divmod(self.step, steps_per_epoch)
-            if perm_epoch != epoch:  # each epoch's order comes from (seed, epoch) alone: resumable at any step
-                perm = torch.randperm(len(x0), generator=torch.Generator().manual_seed(p["seed"] * 100_003 + epoch))
-                perm_epoch = epoch
-            idx = perm[i * p["batch_size"] : (i + 1) * p["batch_size"]]
-            self.model.train()
-            for g in self.opt.param_groups:
-                g["lr"] = self.lr_at(self.step)
-            loss = self.loss(x0[idx], y[idx])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"train_ddpm: loss is {loss.item()} at step {self.step}; the last good checkpoint {self.checkpoint} is kept "
-                    "(lower lr or raise grad_clip)")
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), p["grad_clip"])
-            self.opt.step()
-            self.ema.update_parameters(self.model)
-            self.step += 1
-            running.append(loss.item())
-            if self.step % p["log_every"] == 0 or self.step == total:
-                self.rows.append({"step": self.step, "epoch": round(self.step / steps_per_epoch, 3), "loss": round(sum(running) / len(running), 5)})
-                running = []
-                bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4f}", refresh=False)
-            if self.step % p["checkpoint_every"] == 0 or self.step == total:
-                save_state(self.checkpoint, self.state())
-            bar.update(1)
-            if on_step:
-                on_step(self.step)
-        bar.close()
-        return self.rows
+        self.model.to(memory_format=self.layout).train()
+        self.x0, self.y = x0.to(self.device), y.to(self.device)  # resident: no copy of the batch per step
+        self.steps_per_epoch = -(-len(x0) // p["batch_size"])
+        total = self.steps_per_epoch * p["epochs"]
+        return trainloop.run(self, total, p["log_every"], p["checkpoint_every"], self.checkpoint, "train_ddpm",
+                             nan_hint=" (lower lr or raise grad_clip)", on_step=on_step)
 
     def ema_model(self) -> UNet:
         return self.ema.module.eval()

@@ -4,5 +4,6 @@
 atomically (safetensors + JSON config, TSV, JSON) and loads them checked; ``dagcheck`` compares the
 Snakemake and DVC DAGs; ``dvcsync`` keeps the two runners agreeing on what is up to date;
 ``report`` assembles results/report/report.md and the README's results table; ``plots`` is the
-matplotlib layer (Agg backend, byte-stable PNGs).
+matplotlib layer (Agg backend, byte-stable PNGs); ``trainloop`` is the training loop the trainers share
+(progress, EMA, checkpoint/resume, the NaN stop, curves rows), over ``checkpoint``'s atomic states.
 """
