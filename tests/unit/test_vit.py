@@ -142,3 +142,23 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
     assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert f(4) == pytest.approx(1.0) and f(12) == pytest.approx(0.5) and f(20) == pytest.approx(0.0)
     assert all(f(s) >= f(s + 1) for s in range(4, 20))
+
+
+def test_training_is_deterministic_and_learns_a_separable_toy_task():
+    from genpipe.classify.vit_stage import train_vit
+    from genpipe.pipeline.determinism import set_determinism
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (96,), generator=g)
+    x = torch.randn(96, 1, 8, 8, generator=g) * 0.3
+    x[:, :, :4] += (2 * y - 1).float()[:, None, None, None]  # the class is the sign of the top half
+    p = {"epochs": 4, "batch_size": 16, "lr": 0.01, "weight_decay": 0.05, "warmup_steps": 2, "label_smoothing": 0.1,
+         "grad_clip": 1.0, "crop_padding": 1, "flip": True, "seed": 0}
+    states, rows = [], []
+    for _ in range(2):
+        set_determinism(0)
+        net = ViT(ViTConfig(image_size=8, patch_size=4, dim=8, depth=1, heads=2, num_classes=2))
+        rows.append(train_vit(net, p, (x, y), (x[:32], y[:32]), 2, fill=0.0, dev=torch.device("cpu")))
+        states.append(net.state_dict())
+    assert rows[0] == rows[1] and all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert [r["epoch"] for r in rows[0]] == [1, 2, 3, 4] and rows[0][-1]["val_accuracy"] > 0.9

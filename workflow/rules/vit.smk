@@ -14,9 +14,10 @@ rule train_vit:
     # one thread: its bytes depend on the thread count, and two threads beside another job on the
     # 2 cores ran 5x slower than one (oversubscribed), not faster
     threads: 1
+    # peak RSS 1,841 MB; 18 CPU-minutes, 32 min wall on cores shared with other jobs (docs/vit.md)
     resources:
-        mem_mb=2048,
-        runtime=50,
+        mem_mb=3072,
+        runtime=70,
     conda:
         "../../environment.yml"
     log:
