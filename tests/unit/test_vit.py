@@ -162,3 +162,33 @@ def test_training_is_deterministic_and_learns_a_separable_toy_task():
         states.append(net.state_dict())
     assert rows[0] == rows[1] and all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert [r["epoch"] for r in rows[0]] == [1, 2, 3, 4] and rows[0][-1]["val_accuracy"] > 0.9
+
+
+def test_resuming_from_the_epoch_checkpoint_gives_the_same_result(tmp_path, monkeypatch):
+    import genpipe.classify.vit_stage as vs
+    from genpipe.pipeline.checkpoint import load_state, save_state
+    from genpipe.pipeline.determinism import set_determinism
+
+    g = torch.Generator().manual_seed(1)
+    data = torch.randn(48, 1, 8, 8, generator=g), torch.randint(0, 3, (48,), generator=g)
+    p = {"epochs": 3, "batch_size": 16, "lr": 0.01, "weight_decay": 0.05, "warmup_steps": 2, "label_smoothing": 0.1,
+         "grad_clip": 1.0, "crop_padding": 1, "flip": True, "seed": 0}
+    cfg = ViTConfig(image_size=8, patch_size=4, dim=8, depth=1, heads=2, num_classes=3, dropout=0.1)  # dropout draws from torch's RNG
+
+    def fit(ck, seed=0):
+        set_determinism(seed)
+        net = ViT(cfg)
+        return net, vs.train_vit(net, p, data, data, 3, 0.0, torch.device("cpu"), ck)
+
+    straight, rows = fit(None)
+    ck = tmp_path / "state.pt"
+    with monkeypatch.context() as m:  # a job killed during epoch 2: only epoch 1's state reached the disk
+        m.setattr(vs, "save_state", lambda path, st: save_state(path, st) if len(st["rows"]) == 1 else None)
+        fit(ck)
+    assert len(load_state(ck)["rows"]) == 1
+    resumed, rows2 = fit(ck, seed=123)  # a fresh process: other initial weights and RNG; the checkpoint restores both
+    assert rows2 == rows and len(load_state(ck)["rows"]) == 3
+    assert all(torch.equal(straight.state_dict()[k], resumed.state_dict()[k]) for k in straight.state_dict())
+
+    save_state(ck, {**load_state(ck), "key": "another run"})  # other params: ignored, trained from scratch
+    assert fit(ck)[1] == rows

@@ -1,5 +1,5 @@
 rule train_vit:
-    """Train the Vision Transformer supervised on Fashion-MNIST and score it like train_classifier."""
+    """Train the Vision Transformer supervised on Fashion-MNIST, score it like train_classifier; resumable per epoch from checkpoints/train_vit/ (not an output)."""
     input:
         code=CODE["train_vit"],
         data=raw_paths("fashion_mnist"),

@@ -9,6 +9,8 @@ ViTs are: AdamW, linear warm-up then cosine decay per step, label smoothing, and
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import sys
 import time
@@ -24,6 +26,7 @@ from genpipe.classify.train import evaluate, param_groups, predict, scores, to_i
 from genpipe.data import datasets as data
 from genpipe.models.vit import ViT, ViTConfig, count_parameters
 from genpipe.pipeline import io
+from genpipe.pipeline.checkpoint import load_state, save_state
 from genpipe.pipeline.determinism import set_determinism
 
 NET_KEYS = ("patch_size", "dim", "depth", "heads", "mlp_ratio", "dropout")
@@ -69,18 +72,39 @@ def augment(x: torch.Tensor, pad: int, flip: bool, fill: float, g: torch.Generat
     return x
 
 
+def params_key(p: dict[str, Any]) -> str:
+    """Identifies the run a checkpoint belongs to: every train_vit param (epochs too: the cosine spans them)."""
+    return hashlib.sha256(json.dumps(p, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def train_vit(model: ViT, p: dict[str, Any], train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
-              num_classes: int, fill: float, dev: torch.device) -> list[dict[str, float]]:
+              num_classes: int, fill: float, dev: torch.device, checkpoint: Path | None = None) -> list[dict[str, float]]:
     """AdamW with warm-up + cosine, one curves row per epoch. Batch order and augmentation come from
-    generators seeded by ``p['seed']`` and the epoch, so they depend on nothing but the params."""
+    generators seeded by ``p['seed']`` and the epoch, so they depend on nothing but the params.
+
+    With ``checkpoint``, the state after each epoch is saved there, and a run started again with the
+    same params continues after the last saved epoch, with the same result as not stopping.
+    """
     x, y = train
     n = len(x)
     steps_per_epoch = math.ceil(n / p["batch_size"])
     total = p["epochs"] * steps_per_epoch
     opt = torch.optim.AdamW(param_groups(model, p["weight_decay"]), lr=p["lr"], betas=(0.9, 0.999))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(min(p["warmup_steps"], total), total))
-    rows = []
-    for epoch in range(1, p["epochs"] + 1):
+    rows: list[dict[str, float]] = []
+    key = params_key(p)
+    if checkpoint is not None and checkpoint.exists():
+        ck = load_state(checkpoint)  # plain tensors only; a payload or a corrupt file -> CheckpointError
+        if ck.get("key") == key:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["opt"])
+            sched.load_state_dict(ck["sched"])
+            torch.set_rng_state(ck["torch_rng"])  # dropout's
+            rows = ck["rows"]
+            print(f"resuming from {checkpoint} after epoch {len(rows)}", file=sys.stderr)
+        else:
+            print(f"ignoring {checkpoint}: written with other params ({ck.get('key')} != {key})", file=sys.stderr)
+    for epoch in range(len(rows) + 1, p["epochs"] + 1):
         model.train()
         g = torch.Generator().manual_seed(p["seed"] * 1000 + epoch)
         perm = torch.randperm(n, generator=g)
@@ -108,11 +132,15 @@ def train_vit(model: ViT, p: dict[str, Any], train: tuple[torch.Tensor, torch.Te
         rows.append({"epoch": epoch, "train_loss": round(loss_sum / n, 6), "train_accuracy": round(correct / n, 6),
                      "val_loss": round(val_loss, 6), "val_accuracy": round(val_m["accuracy"], 6)})
         print(f"epoch {epoch}: " + ", ".join(f"{k} {v}" for k, v in rows[-1].items() if k != "epoch"), file=sys.stderr)
+        if checkpoint is not None:
+            save_state(checkpoint, {"key": key, "rows": rows, "model": model.state_dict(), "opt": opt.state_dict(),
+                                    "sched": sched.state_dict(), "torch_rng": torch.get_rng_state()})
     return rows
 
 
-def run(data_root: Path, out: Path, p: dict[str, Any], dataset: str = "fashion_mnist") -> dict[str, Any]:
-    """Train and evaluate the ViT with params ``p`` (the train_vit section)."""
+def run(data_root: Path, out: Path, p: dict[str, Any], dataset: str = "fashion_mnist", checkpoint: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate the ViT with params ``p`` (the train_vit section); resumable from ``checkpoint``
+    (per epoch), which is deleted once the outputs are written, so a code edit never resumes old weights."""
     spec = data.get_spec(dataset)
     set_determinism(p["seed"])
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the full preset on a GPU
@@ -136,7 +164,7 @@ def run(data_root: Path, out: Path, p: dict[str, Any], dataset: str = "fashion_m
     print(f"train_vit: ViT dim {p['dim']}, depth {p['depth']}, heads {p['heads']}, patch {p['patch_size']} ({n_params:,} parameters), "
           f"batch {p['batch_size']}, {dev}, torch threads={torch.get_num_threads()}", file=sys.stderr)
     t0, c0 = time.perf_counter(), time.process_time()
-    rows = train_vit(model, p, splits["train"], splits["val"], len(spec.classes), fill=-mean / std, dev=dev)
+    rows = train_vit(model, p, splits["train"], splits["val"], len(spec.classes), fill=-mean / std, dev=dev, checkpoint=checkpoint)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     print(f"trained in {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU ({len(tr_idx) * p['epochs'] / seconds:.0f} img/s)", file=sys.stderr)
 
@@ -155,5 +183,7 @@ def run(data_root: Path, out: Path, p: dict[str, Any], dataset: str = "fashion_m
         with open(tmp, "wb") as fh:
             np.savez(fh, y_true=splits["test"][1].numpy().astype(np.uint8), y_pred=test_pred.numpy().astype(np.uint8))
     io.write_json(out / "metrics.json", metrics)  # last: its presence means the run finished
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     print(f"test accuracy {metrics['test']['accuracy']:.4f}, macro-F1 {metrics['test']['f1_macro']:.4f}", file=sys.stderr)
     return metrics
