@@ -261,3 +261,17 @@ def test_snakemake_builds_the_scene_stages(project):
         assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.02, fig
     report = (res / "report/report.md").read_text()
     assert "### Scenes" in report and "### Scene parser" in report and "### CLIP" in report
+
+
+def test_snakemake_builds_the_vit_stage(project):
+    res = project / "results/train_vit"
+    m = json.loads((res / "metrics.json").read_text())
+    resnet = json.loads((project / "results/train_classifier/fashion_mnist/metrics.json").read_text())
+    assert {k for k in m if k in ("train", "val", "test")} == {"train", "val", "test"}
+    for split in ("train", "val", "test"):
+        assert set(m[split]) == set(resnet[split])  # the classifier's metrics, so dvc metrics diff shows both rows alike
+        assert m[split]["n"] == 200 and 0.3 < m[split]["accuracy"] <= 1.0, (split, m[split])  # tiny: 58 % test; chance 10 %
+    curves = (res / "curves.tsv").read_text().splitlines()
+    assert curves[0].split("\t") == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"] and len(curves) == 4
+    report = (project / "results/report/report.md").read_text()
+    assert f"| fashion_mnist | ViT (dim 32, depth 2, 2 heads, patch 7; 0.02 M parameters) | {100 * m['test']['accuracy']:.2f} % |" in report

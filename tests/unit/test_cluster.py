@@ -37,7 +37,7 @@ def test_slurm_profile_avoids_the_known_hangs(root):
     assert profile["set-threads"] == {"train_classifier": 2}  # the committed run's thread count
     blocks = rule_blocks(root)
     gpu = {rule for rule, res in profile["set-resources"].items() if res.get("gpu")}
-    assert gpu == {"train_ddpm", "sample_ddpm"} and gpu <= set(blocks)  # the stages whose code moves to CUDA
+    assert gpu == {"train_ddpm", "sample_ddpm", "train_vit"} and gpu <= set(blocks)  # the stages whose code moves to CUDA
 
 
 def test_test_node_memory_covers_every_rule(root):

@@ -40,3 +40,14 @@ def test_classifier_table_formats_percentages():
     split = {"accuracy": 0.99, "f1_micro": 0.99, "f1_macro": 0.985, "n": 10000}
     table = classifier_table({"mnist": {"test": split, "val": split, "train": split}}, {"mnist": {"depth_n": 3, "norm": "gn", "width": 16}})
     assert "| mnist | ResNet-20 (gn, width 16) | 99.00 % | 99.00 % | 98.50 % | 99.00 % | 99.00 % | 10000 |" in table
+
+
+def test_classifier_table_has_the_vit_row_below_the_resnets():
+    split = {"accuracy": 0.8824, "f1_micro": 0.8824, "f1_macro": 0.882062, "n": 10000}
+    vit = ({"dataset": "fashion_mnist", "parameters": 205962, "test": split, "val": split, "train": split},
+           {"dim": 64, "depth": 6, "heads": 4, "patch_size": 4})
+    rows = classifier_table({"fashion_mnist": {"test": split, "val": split, "train": split}},
+                            {"fashion_mnist": {"depth_n": 1, "norm": "bn", "width": 16}}, vit).splitlines()
+    assert rows[2].startswith("| fashion_mnist | ResNet-8 (bn, width 16) |")
+    assert rows[3] == ("| fashion_mnist | ViT (dim 64, depth 6, 4 heads, patch 4; 0.21 M parameters) | 88.24 % | 88.24 % | 88.21 % "
+                       "| 88.24 % | 88.24 % | 10000 |")

@@ -9,6 +9,7 @@ rule report:
         code=CODE["report"],
         metrics=expand("results/train_classifier/{dataset}/metrics.json", dataset=DATASET_NAMES),
         configs=expand("results/train_classifier/{dataset}/config.json", dataset=DATASET_NAMES),
+        vit=["results/train_vit/metrics.json", "results/train_vit/config.json"],
         figures=expand("results/figures/{dataset}/{fig}.png", dataset=DATASET_NAMES, fig=["curves", "confusion", "samples"]),
         norm_study=multiext(
             "results/aggregate_norm_study/", "summary.md", "accuracy.png", "val_curves.png", "small_batch.png", "bin_gates.png"

@@ -147,6 +147,9 @@ CROSS_KEY_RULES: tuple[CrossKeyRule, ...] = (
     CrossKeyRule("sample_ddpm.grid_per_class", operator.le, "sample_ddpm.samplers.*.n",
                  "{left}: {lv} is more than {right}: {rv} / 10 (grid.png shows grid_per_class samples of each of "
                  "the 10 digits)", left_factor=10),
+    # the ViT splits its dim channels evenly over the heads (genpipe.models.vit.ViTConfig)
+    CrossKeyRule("train_vit.dim", lambda dim, heads: dim % heads == 0, "train_vit.heads",
+                 "{left}: {lv} is not a multiple of {right}: {rv} (each attention head takes dim / heads channels)"),
     # FID (genpipe.scoring.evaluation.fid_kid) needs more samples than the classifier's features,
     # 4 * width: every set scored in that space, its same_n prefix and the floor's training subset.
     *(CrossKeyRule(key, operator.gt, f"train_classifier.{dataset}.width",

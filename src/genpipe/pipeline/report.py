@@ -18,14 +18,22 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f} %"
 
 
-def classifier_table(metrics: dict[str, dict[str, Any]], configs: dict[str, dict[str, Any]]) -> str:
+def vit_name(c: dict[str, Any], n_params: int) -> str:
+    return f"ViT (dim {c['dim']}, depth {c['depth']}, {c['heads']} heads, patch {c['patch_size']}; {n_params / 1e6:.2f} M parameters)"
+
+
+def classifier_table(metrics: dict[str, dict[str, Any]], configs: dict[str, dict[str, Any]],
+                     vit: tuple[dict[str, Any], dict[str, Any]] | None = None) -> str:
+    """One row per dataset's ResNet (train_classifier), and the ViT's (train_vit) below them: CNN vs ViT."""
     rows = [
         "| dataset | model | test accuracy | test micro-F1 | test macro-F1 | val accuracy | train accuracy | test images |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for ds, m in metrics.items():
-        c = configs[ds]
-        model = f"ResNet-{6 * c['depth_n'] + 2} ({c['norm']}, width {c['width']})"
+    runs = [(ds, m, f"ResNet-{6 * configs[ds]['depth_n'] + 2} ({configs[ds]['norm']}, width {configs[ds]['width']})")
+            for ds, m in metrics.items()]
+    if vit is not None:
+        runs.append((vit[0]["dataset"], vit[0], vit_name(vit[1], vit[0]["parameters"])))
+    for ds, m, model in runs:
         t = m["test"]
         rows.append(
             f"| {ds} | {model} | {_pct(t['accuracy'])} | {_pct(t['f1_micro'])} | {_pct(t['f1_macro'])} "
@@ -38,6 +46,7 @@ def build_report(results: Path, datasets: list[str]) -> str:
     """Markdown report; figure links are relative to ``results/report/``."""
     metrics = {ds: read_json(results / "train_classifier" / ds / "metrics.json") for ds in datasets}
     configs = {ds: read_json(results / "train_classifier" / ds / "config.json") for ds in datasets}
+    vit = (read_json(results / "train_vit" / "metrics.json"), read_json(results / "train_vit" / "config.json"))
     study = results / "aggregate_norm_study"
     best = read_json(results / "gradcam" / "metrics.json")
     parts = [
@@ -48,7 +57,7 @@ def build_report(results: Path, datasets: list[str]) -> str:
         START,
         "### Classifiers",
         "",
-        classifier_table(metrics, configs),
+        classifier_table(metrics, configs, vit),
         "",
         "### Normalisation study (Fashion-MNIST, ResNet-8)",
         "",
@@ -187,6 +196,7 @@ def summary_table(results: Path) -> str:
     rows = ["| experiment | headline | result | notes |", "|---|---|---|---|",
             f"| ResNet classifier, MNIST | test accuracy | {_pct(cls['mnist']['accuracy'])} | [classifier](docs/classifier.md) |",
             f"| ResNet classifier, Fashion-MNIST | test accuracy | {_pct(cls['fashion_mnist']['accuracy'])} | [classifier](docs/classifier.md) |",
+            f"| ViT classifier, Fashion-MNIST | test accuracy | {_pct(read_json(results / 'train_vit' / 'metrics.json')['test']['accuracy'])} | [ViT](docs/vit.md) |",
             "| normalisation study, Fashion-MNIST | mean test accuracy per norm | "
             + " > ".join(f"`{n}` {100 * study[n]['test']['accuracy_mean']:.2f}" for n in ranked) + " % | [norm study](docs/norm_study.md) |",
             f"| VAE, Fashion-MNIST | prior-sample FID (AE-on-Gaussian baseline) | {ev['vae']['fid']:.2f} ({ev['ae_gaussian']['fid']:.2f}) | [VAE](docs/vae.md) |",
