@@ -1,0 +1,1 @@
+"""DINO self-distillation (method.py) and its multi-crop augmentation (crops.py)."""

@@ -1,0 +1,130 @@
+"""DINO's method against hand computations: loss, centering, EMA, schedules, multi-crop (issue 15)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from genpipe.dino.crops import CropConfig, multi_crop, random_resized_crop
+from genpipe.dino.method import (DINOHead, DINOLoss, StudentTeacher, cosine_schedule, teacher_entropy,
+                                 teacher_temperature)
+from genpipe.models.vit import ViT, ViTConfig
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_the_loss_equals_a_hand_computation_and_the_centre_moves_after():
+    g = torch.Generator().manual_seed(0)
+    s = [torch.randn(3, 5, generator=g) for _ in range(3)]  # 2 global crops + 1 local
+    t = [torch.randn(3, 5, generator=g) for _ in range(2)]
+    loss = DINOLoss(5, student_temp=0.1, center_momentum=0.9)
+    loss.center.fill_(0.25)
+    got = float(loss(s, t, teacher_temp=0.04))
+    total, pairs = 0.0, 0
+    for iq in range(2):
+        q = _softmax((t[iq].numpy() - 0.25) / 0.04)
+        for v in range(3):
+            if v != iq:
+                p = _softmax(s[v].numpy() / 0.1)
+                total += float(np.mean(np.sum(-q * np.log(p), axis=-1)))
+                pairs += 1
+    assert pairs == 4 and got == pytest.approx(total / pairs, rel=1e-5)
+    expected_center = 0.9 * 0.25 + 0.1 * torch.cat(t).mean(0)
+    assert torch.allclose(loss.center[0], expected_center, atol=1e-6)
+
+
+def test_centering_makes_a_constant_teacher_output_uniform():
+    out = torch.tensor([[3.0, -1.0, 0.5, 2.0]]).repeat(8, 1)  # the same answer for every image
+    loss = DINOLoss(4, center_momentum=0.0)  # the centre becomes the batch mean at once
+    loss.update_center([out, out])
+    probs = loss.teacher_probs(out, teacher_temp=0.04)
+    assert torch.allclose(probs, torch.full_like(probs, 0.25), atol=1e-6)
+    entropy, kl = teacher_entropy(probs)
+    assert entropy == pytest.approx(math.log(4), abs=1e-5) and kl == pytest.approx(0.0, abs=1e-6)
+
+
+def test_teacher_entropy_sees_collapse_to_one_prototype():
+    one_hot = torch.zeros(6, 10)
+    one_hot[:, 3] = 1
+    entropy, kl = teacher_entropy(one_hot)
+    assert entropy == pytest.approx(0.0, abs=1e-6) and kl == pytest.approx(math.log(10), abs=1e-5)
+
+
+def test_the_teacher_is_an_ema_of_the_student_and_gets_no_gradient():
+    torch.manual_seed(0)
+    st = StudentTeacher(nn.Linear(4, 3), nn.Linear(3, 2))
+    before = [p.clone() for p in st.teacher.parameters()]
+    with torch.no_grad():
+        for p in st.student.parameters():
+            p.add_(1.0)
+    st.update_teacher(momentum=0.75)
+    for t0, t, s in zip(before, st.teacher.parameters(), st.student.parameters()):
+        assert torch.allclose(t, 0.75 * t0 + 0.25 * s)
+        assert not t.requires_grad
+    x = [torch.randn(5, 4), torch.randn(5, 4)]
+    loss = DINOLoss(2)(st.student_outputs(x), st.teacher_outputs(x), 0.04)
+    loss.backward()
+    assert all(p.grad is not None for p in st.student.parameters())
+    assert all(p.grad is None for p in st.teacher.parameters())
+
+
+def test_schedules_follow_the_paper():
+    assert cosine_schedule(0.996, 1.0, 0, 100) == pytest.approx(0.996)
+    assert cosine_schedule(0.996, 1.0, 50, 100) == pytest.approx(0.998)
+    assert cosine_schedule(0.996, 1.0, 100, 100) == pytest.approx(1.0)
+    assert teacher_temperature(0, 10, 0.04, 0.07) == pytest.approx(0.04)
+    assert teacher_temperature(5, 10, 0.04, 0.07) == pytest.approx(0.055)
+    assert teacher_temperature(30, 10, 0.04, 0.07) == pytest.approx(0.07)
+
+
+def test_a_crop_of_the_whole_image_without_flip_is_the_image():
+    x = torch.rand(4, 1, 28, 28)
+    y = random_resized_crop(x, 28, (1.0, 1.0), (1.0, 1.0), False, torch.Generator().manual_seed(0))
+    assert torch.allclose(x, y, atol=1e-5)
+
+
+def test_multi_crop_shapes_and_seeded():
+    x = torch.rand(5, 1, 28, 28)
+    cfg = CropConfig(global_size=28, local_size=12, local_crops=3)
+    a = multi_crop(x, cfg, torch.Generator().manual_seed(1))
+    b = multi_crop(x, cfg, torch.Generator().manual_seed(1))
+    assert [tuple(c.shape) for c in a] == [(5, 1, 28, 28)] * 2 + [(5, 1, 12, 12)] * 3
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not torch.equal(a[0], a[1])  # two different views
+    assert all(0.0 <= float(c.min()) and float(c.max()) <= 1.0 for c in a)
+    assert len(multi_crop(x, CropConfig(local_crops=0), torch.Generator())) == 2
+
+
+@pytest.mark.parametrize("key, value", [("global_scale", (0.4, 1.5)), ("local_scale", (0.0, 0.4)), ("local_scale", (0.5, 0.2))])
+def test_crop_scales_outside_0_1_are_refused_by_name(key, value):
+    with pytest.raises(ValueError, match=key):
+        CropConfig(**{key: value})
+
+
+def test_a_dino_step_on_a_tiny_vit_runs_on_every_crop_size_and_the_student_learns_the_teacher():
+    torch.manual_seed(0)
+    backbone = ViT(ViTConfig(image_size=28, patch_size=4, dim=16, depth=1, heads=2, num_classes=0))
+    st = StudentTeacher(backbone, DINOHead(16, 32, hidden_dim=32, bottleneck_dim=8))
+    loss_fn = DINOLoss(32)
+    opt = torch.optim.AdamW(st.student.parameters(), lr=1e-3)
+    x = torch.rand(8, 1, 28, 28)
+    crops = multi_crop(x, CropConfig(local_crops=2), torch.Generator().manual_seed(0))
+    losses = []
+    for _ in range(15):
+        out = st.student_outputs(crops)
+        assert [tuple(o.shape) for o in out] == [(8, 32)] * 4
+        loss_fn.center.zero_()  # with the teacher fixed too, the target is fixed
+        loss = loss_fn(out, st.teacher_outputs(crops[:2]), 0.04)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        st.update_teacher(1.0)  # a fixed teacher: the student alone must move towards it
+        losses.append(float(loss.detach()))
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
