@@ -128,3 +128,85 @@ def test_a_dino_step_on_a_tiny_vit_runs_on_every_crop_size_and_the_student_learn
         st.update_teacher(1.0)  # a fixed teacher: the student alone must move towards it
         losses.append(float(loss.detach()))
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+# -- the trainer and the evaluations --
+
+from genpipe.dino.evaluate import jaccard, knn_predict, mass_mask  # noqa: E402
+from genpipe.dino.train import DinoTrainer  # noqa: E402
+
+TINY = {"vit": {"patch_size": 7, "dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
+        "head": {"out_dim": 32, "hidden_dim": 32, "bottleneck_dim": 8},
+        "crops": {"local_crops": 2, "local_size": 14, "global_scale": [0.4, 1.0], "local_scale": [0.1, 0.4]},
+        "student_temp": 0.1, "teacher_temp": 0.07, "warmup_teacher_temp": 0.04, "teacher_temp_warmup_epochs": 1,
+        "center_momentum": 0.9, "momentum": 0.99, "lr": 1e-3, "min_lr": 1e-5, "warmup_epochs": 1, "weight_decay": 0.04,
+        "grad_clip": 3.0, "epochs": 4, "batch_size": 16, "seed": 0, "log_every": 2, "checkpoint_every": 3}
+
+
+def _images(n=48):
+    g = torch.Generator().manual_seed(3)
+    return torch.rand(n, 1, 28, 28, generator=g)
+
+
+def test_a_killed_dino_run_resumes_byte_for_byte(tmp_path):
+    x = _images()
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_7(step):
+        if step == 7:
+            raise Killed
+
+    a = DinoTrainer(TINY, tmp_path / "a.pt", 28, 1)
+    with pytest.raises(Killed):
+        a.fit(x, on_step=kill_at_7)  # the checkpoint of step 6 is on disk
+    resumed = DinoTrainer(TINY, tmp_path / "a.pt", 28, 1)
+    resumed.fit(x)
+    straight = DinoTrainer(TINY, tmp_path / "b.pt", 28, 1)
+    straight.fit(x)
+    sa, sb = resumed.nets.state_dict(), straight.nets.state_dict()
+    assert resumed.step == straight.step == 12 and resumed.rows == straight.rows
+    assert all(torch.equal(sa[k], sb[k]) for k in sa) and torch.equal(resumed.loss_fn.center, straight.loss_fn.center)
+    row = straight.rows[-1]
+    assert set(row) >= {"loss", "teacher_entropy", "kl_uniform", "teacher_temp", "momentum", "lr"}
+    assert 0 <= row["teacher_entropy"] <= math.log(32) + 1e-6 and row["teacher_temp"] == pytest.approx(0.07)
+    assert straight.rows[0]["momentum"] < row["momentum"] <= 1.0  # the cosine to 1
+
+
+def test_a_nan_loss_stops_dino_naming_the_step(tmp_path):
+    x = _images()
+    x[:] = float("nan")  # every crop NaN from the first step on
+    trainer = DinoTrainer(TINY, tmp_path / "c.pt", 28, 1)
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 0"):
+        trainer.fit(x)
+    assert not (tmp_path / "c.pt").exists()  # stopped at the first log point, before any checkpoint
+
+
+def test_weighted_knn_votes_by_similarity():
+    train = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.2, 1.0]])
+    labels = torch.tensor([0, 0, 1, 1, 1])
+    test = torch.tensor([[1.0, 0.05], [0.05, 1.0]])
+    assert knn_predict(train, labels, test, k=3, num_classes=2).tolist() == [0, 1]
+    # k = all five: class 1 has three votes, but class 0's two are far more similar to the first point
+    assert knn_predict(train, labels, test[:1], k=5, temperature=0.07, num_classes=2).tolist() == [0]
+    with pytest.raises(ValueError, match="k="):
+        knn_predict(train, labels, test, k=6)
+
+
+def test_the_mass_mask_keeps_the_largest_weights_up_to_60_percent():
+    attn = torch.tensor([0.5, 0.05, 0.3, 0.1, 0.05])
+    # sorted 0.5, 0.3, ...: 0.5 has 0 before it (< 0.6, kept), 0.3 has 0.5 (kept), 0.1 has 0.8 (dropped)
+    assert mass_mask(attn, 0.6).tolist() == [True, False, True, False, False]
+    assert mass_mask(attn, 1.0).all() and mass_mask(attn, 0.4).tolist() == [True, False, False, False, False]
+    with pytest.raises(ValueError, match="mass"):
+        mass_mask(attn, 0.0)
+
+
+def test_jaccard_on_hand_masks():
+    a = torch.zeros(4, 4, dtype=torch.bool)
+    b = torch.zeros(4, 4, dtype=torch.bool)
+    a[:2, :2] = True  # 4 pixels
+    b[1:3, 1:3] = True  # 4 pixels, 1 shared
+    assert float(jaccard(a, b)) == pytest.approx(1 / 7)
+    assert float(jaccard(a, a)) == 1.0 and float(jaccard(b & ~b, b & ~b)) == 1.0
