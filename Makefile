@@ -47,7 +47,7 @@ run: setup
 	snakemake --cores all
 
 test: setup cluster-deps
-	pytest -q tests
+	pytest -q tests --durations=15
 
 test-unit: setup
 	pytest -q tests/unit
