@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -157,11 +155,3 @@ class StudentTeacher(nn.Module):
         s = [p.detach() for p in self.student.parameters()]
         torch._foreach_lerp_(t, s, 1.0 - momentum)
 
-
-@dataclass(frozen=True)
-class StepStats:
-    loss: float
-    teacher_entropy: float
-    kl_uniform: float
-    teacher_temp: float
-    momentum: float

@@ -60,8 +60,9 @@ class DinoTrainer:
         head = DINOHead(net.feature_dim, p["head"]["out_dim"], p["head"]["hidden_dim"], p["head"]["bottleneck_dim"])
         self.nets = StudentTeacher(net, head).to(self.device)
         self.loss_fn = DINOLoss(p["head"]["out_dim"], p["student_temp"], p["center_momentum"]).to(self.device)
-        decay = [q for n, q in self.nets.student.named_parameters() if q.ndim > 1 and "pos_embed" not in n and "cls_token" not in n]
-        plain = [q for n, q in self.nets.student.named_parameters() if not (q.ndim > 1 and "pos_embed" not in n and "cls_token" not in n)]
+        decays = {n: q.ndim > 1 and "pos_embed" not in n and "cls_token" not in n for n, q in self.nets.student.named_parameters()}
+        decay = [q for n, q in self.nets.student.named_parameters() if decays[n]]
+        plain = [q for n, q in self.nets.student.named_parameters() if not decays[n]]
         self.opt = trainloop.adamw([{"params": decay, "weight_decay": p["weight_decay"]}, {"params": plain, "weight_decay": 0.0}],
                                    self.device, lr=p["lr"])
         self.crops = crop_config(p, image_size)
@@ -71,7 +72,7 @@ class DinoTrainer:
         self.x = torch.empty(0, in_channels, image_size, image_size)
         self.steps_per_epoch, self.total = 1, 1
         self._perm, self._perm_epoch = torch.empty(0, dtype=torch.long), -1
-        self._last_probs: torch.Tensor | None = None
+        self._last_teacher: tuple[torch.Tensor, float] | None = None  # the last step's teacher outputs and τ_t
 
     # -- schedules (per step, as DINO's main_dino.py) --
     def lr_at(self, step: int) -> float:
@@ -127,11 +128,15 @@ class DinoTrainer:
         torch.nn.utils.clip_grad_norm_(self.nets.student.parameters(), self.p["grad_clip"])
         self.opt.step()
         self.nets.update_teacher(self.momentum_at(s))
-        self._last_probs = torch.softmax(torch.cat(teacher) / temp, dim=-1).detach()  # before this step's centring update: close enough for a curve
+        self._last_teacher = (torch.cat(teacher), temp)  # read at log points only (row)
         return loss.detach()
 
     def row(self, mean_loss: float) -> dict[str, Any]:
-        entropy, kl = teacher_entropy(self._last_probs) if self._last_probs is not None else (math.nan, math.nan)
+        if self._last_teacher is None:
+            entropy, kl = math.nan, math.nan
+        else:  # the teacher's sharpened distribution over the prototypes, as it stood at the last step
+            out, temp = self._last_teacher
+            entropy, kl = teacher_entropy(torch.softmax(out / temp, dim=-1))
         s = self.step - 1
         return {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3), "loss": round(mean_loss, 5),
                 "teacher_entropy": round(entropy, 5), "kl_uniform": round(kl, 5),
