@@ -137,7 +137,7 @@ from genpipe.dino.train import DinoTrainer  # noqa: E402
 
 TINY = {"vit": {"patch_size": 7, "dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
         "head": {"out_dim": 32, "hidden_dim": 32, "bottleneck_dim": 8},
-        "crops": {"local_crops": 2, "local_size": 14, "global_scale": [0.4, 1.0], "local_scale": [0.1, 0.4]},
+        "local_crops": 2, "local_size": 14, "global_scale": [0.4, 1.0], "local_scale": [0.1, 0.4], "jitter": 0.4,
         "student_temp": 0.1, "teacher_temp": 0.07, "warmup_teacher_temp": 0.04, "teacher_temp_warmup_epochs": 1,
         "center_momentum": 0.9, "momentum": 0.99, "lr": 1e-3, "min_lr": 1e-5, "warmup_epochs": 1, "weight_decay": 0.04,
         "grad_clip": 3.0, "epochs": 4, "batch_size": 16, "seed": 0, "log_every": 2, "checkpoint_every": 3}
@@ -210,3 +210,58 @@ def test_jaccard_on_hand_masks():
     b[1:3, 1:3] = True  # 4 pixels, 1 shared
     assert float(jaccard(a, b)) == pytest.approx(1 / 7)
     assert float(jaccard(a, a)) == 1.0 and float(jaccard(b & ~b, b & ~b)) == 1.0
+
+
+# -- the stages' pieces: params per run, the linear probe, attention vs masks, the backbone file --
+
+from genpipe.dino.evaluate import attention_jaccard, linear_probe, upsample_masks  # noqa: E402
+from genpipe.dino.train import run_params  # noqa: E402
+
+
+def test_a_run_merges_its_keys_over_the_shared_ones_and_unknown_runs_are_named():
+    dino = {**{k: v for k, v in TINY.items() if k not in ("epochs", "local_size")}, "vit": {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
+            "runs": {"scenes": {"patch_size": 16, "local_size": 32, "epochs": 2, "limit": 10}}}
+    p = run_params(dino, "scenes")
+    assert p["vit"] == {"dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "patch_size": 16}
+    assert (p["local_size"], p["epochs"], p["limit"], p["local_crops"]) == (32, 2, 10, 2) and "runs" not in p
+    with pytest.raises(KeyError, match="dino.runs has no run 'mnist'"):
+        run_params(dino, "mnist")
+    del dino["runs"]["scenes"]["limit"]
+    with pytest.raises(KeyError, match=r"dino.runs.scenes lacks \['limit'\]"):
+        run_params(dino, "scenes")
+
+
+def test_the_linear_probe_separates_separable_classes():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[4.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 4.0]])
+    y = torch.arange(300) % 3
+    x = centres[y] + torch.randn(300, 3, generator=g) * 0.5
+    pred = linear_probe(x[:240], y[:240], x[240:], num_classes=3, epochs=20, batch_size=32, lr=0.05)
+    assert (pred == y[240:]).float().mean() == 1.0
+
+
+def test_attention_jaccard_on_a_hand_made_map():
+    # a 2 x 2 patch grid over a 4 x 4 scene; object 1 fills the top-left patch, object 2 the bottom-right one
+    objects = torch.zeros(1, 4, 4, dtype=torch.long)
+    objects[0, :2, :2] = 1
+    objects[0, 2:, 2:] = 2
+    attention = torch.tensor([[[[0.7, 0.1], [0.1, 0.1]],    # head 0: 60 % of its mass is the top-left patch alone
+                               [[0.1, 0.1], [0.1, 0.7]]]])  # head 1: the bottom-right one
+    s = attention_jaccard(attention, objects, keep=0.6)
+    assert s["foreground"].tolist() == [[0.5, 0.5]]  # 4 of the 8 foreground pixels, nothing else
+    assert s["per_object"].tolist() == [[[1.0, 0.0], [0.0, 1.0]]]  # each head finds one object exactly
+    assert upsample_masks(torch.tensor([[True, False], [False, False]]), 4).sum() == 4
+    one = attention_jaccard(attention, torch.where(objects == 2, 0, objects), keep=0.6)["per_object"]
+    assert one.shape == (1, 2, 1)  # scenes with one object: one column
+
+
+def test_a_backbone_of_another_shape_is_refused_naming_the_key(tmp_path):
+    from genpipe.dino.stages import load_backbone
+    from genpipe.pipeline import io
+
+    net = ViT(ViTConfig(image_size=28, in_channels=1, num_classes=0, patch_size=7, dim=16, depth=1, heads=2))
+    io.save_model(net, net.config.to_dict(), tmp_path / "model.safetensors", tmp_path / "config.json")
+    loaded, config = load_backbone(tmp_path)
+    assert torch.equal(loaded.pos_embed, net.pos_embed) and config["dim"] == 16
+    with pytest.raises(io.ConfigMismatchError, match="dim: expected 64, found 16"):
+        load_backbone(tmp_path, expected={"dim": 64})

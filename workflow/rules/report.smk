@@ -32,6 +32,8 @@ rule report:
         clip=multiext("results/compare_clip/", "metrics.json", "table.tsv", "binding.png"),
         clip_train=expand("results/train_clip/{v}/metrics.json", v=CLIP_VARIANTS),
         clip_figures=expand("results/evaluate_clip/{v}/{fig}.png", v=CLIP_VARIANTS, fig=["similarity", "retrieval"]),
+        dino=multiext("results/evaluate_dino/", "metrics.json", "attention.png"),
+        dino_train=expand("results/train_dino/{run}/metrics.json", run=DINO_RUNS),
     output:
         report("results/report/report.md", caption="../report/report.rst", category="Report"),
     resources:

@@ -27,8 +27,21 @@ from genpipe.models.vit import ViT, ViTConfig
 from genpipe.pipeline import trainloop
 
 VIT_KEYS = ("patch_size", "dim", "depth", "heads", "mlp_ratio")
-HEAD_KEYS = ("out_dim", "hidden_dim", "bottleneck_dim")
-CROP_KEYS = ("local_crops", "local_size", "global_scale", "local_scale")
+RUN_KEYS = ("patch_size", "local_size", "epochs", "limit")  # what differs between the runs (params.yaml dino.runs)
+
+
+def run_params(dino: dict[str, Any], run: str) -> dict[str, Any]:
+    """One run's params: the shared ``dino`` section with ``dino.runs.<run>`` merged in (the patch size
+    into ``vit``), so ``dvc exp run -S dino.local_crops=0`` changes both runs."""
+    runs = dino.get("runs", {})
+    if run not in runs:
+        raise KeyError(f"params.yaml dino.runs has no run {run!r} (known: {sorted(runs)})")
+    r = runs[run]
+    missing = [k for k in RUN_KEYS if k not in r]
+    if missing:
+        raise KeyError(f"params.yaml dino.runs.{run} lacks {missing}")
+    p = {k: v for k, v in dino.items() if k != "runs"}
+    return {**p, **{k: r[k] for k in RUN_KEYS if k != "patch_size"}, "vit": {**p["vit"], "patch_size": r["patch_size"]}}
 
 
 def backbone(p: dict[str, Any], image_size: int, in_channels: int) -> ViT:
@@ -37,9 +50,8 @@ def backbone(p: dict[str, Any], image_size: int, in_channels: int) -> ViT:
 
 
 def crop_config(p: dict[str, Any], image_size: int) -> CropConfig:
-    c = p["crops"]
-    return CropConfig(global_size=image_size, local_size=c["local_size"], local_crops=c["local_crops"],
-                      global_scale=tuple(c["global_scale"]), local_scale=tuple(c["local_scale"]), jitter=c.get("jitter", 0.4))
+    return CropConfig(global_size=image_size, local_size=p["local_size"], local_crops=p["local_crops"],
+                      global_scale=tuple(p["global_scale"]), local_scale=tuple(p["local_scale"]), jitter=p["jitter"])
 
 
 def params_key(p: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from genpipe.dino.report import dino_tables
 from genpipe.pipeline.io import read_json, write_text
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -86,6 +87,10 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "### CLIP",
         "",
         clip_tables(results),
+        "",
+        "### DINO: features and attention",
+        "",
+        dino_tables(results),
         END,
         "",
         "## Normalisation study figures",
@@ -137,6 +142,10 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "![similarity matrix, hard negatives](../evaluate_clip/hardneg/similarity.png)",
         "",
         "![text-to-image retrieval, plain](../evaluate_clip/plain/retrieval.png) ![text-to-image retrieval, hard negatives](../evaluate_clip/hardneg/retrieval.png)",
+        "",
+        "## DINO figures",
+        "",
+        "![class-token attention per head](../evaluate_dino/attention.png)",
         "",
         "## Classifier figures",
         "",
@@ -218,6 +227,13 @@ def summary_table(results: Path) -> str:
         rows.append(f"| CLIP ({v}), colour MNIST scenes | zero-shot digit / colour; binding colour / relation | "
                     f"{_pct(a['digit_accuracy'])} / {_pct(a['colour_accuracy'])}; {_pct(a['binding_colour'])} / {_pct(a['binding_relation'])} "
                     "| [CLIP](docs/clip.md) |")
+    d = read_json(results / "evaluate_dino" / "metrics.json")
+    f, att = d["fashion_mnist"], d["attention"]
+    rows.append("| DINO ViT, Fashion-MNIST (no labels) | k-NN / linear probe test accuracy (random ViT; raw pixels) | "
+                f"{_pct(f['dino']['knn'])} / {_pct(f['dino']['linear'])} ({_pct(f['random_vit']['knn'])}; {_pct(f['raw_pixels']['knn'])}) "
+                "| [DINO](docs/dino.md) |")
+    rows.append("| DINO ViT, colour MNIST scenes | attention Jaccard with the objects, best head (random ViT) | "
+                f"{att['dino_scenes']['best_head_jaccard']:.3f} ({att['random_vit']['best_head_jaccard']:.3f}) | [DINO](docs/dino.md) |")
     return "\n".join(rows)
 
 
