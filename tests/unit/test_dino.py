@@ -136,7 +136,7 @@ from genpipe.dino.evaluate import jaccard, knn_predict, mass_mask  # noqa: E402
 from genpipe.dino.train import DinoTrainer  # noqa: E402
 
 TINY = {"vit": {"patch_size": 7, "dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2.0},
-        "head": {"out_dim": 32, "hidden_dim": 32, "bottleneck_dim": 8},
+        "head": {"out_dim": 32, "hidden_dim": 32, "bottleneck_dim": 8, "norm_last_layer": True},
         "local_crops": 2, "local_size": 14, "global_scale": [0.4, 1.0], "local_scale": [0.1, 0.4], "jitter": 0.4,
         "student_temp": 0.1, "teacher_temp": 0.07, "warmup_teacher_temp": 0.04, "teacher_temp_warmup_epochs": 1,
         "center_momentum": 0.9, "momentum": 0.99, "lr": 1e-3, "min_lr": 1e-5, "warmup_epochs": 1, "weight_decay": 0.04,

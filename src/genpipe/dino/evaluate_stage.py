@@ -10,8 +10,8 @@ Attention (test scenes): the class token's last-layer attention per head, thresh
 of its mass, upsampled to pixels, Jaccard with the ground-truth foreground (best head and mean over
 heads) and, per object, the best head's Jaccard with that object's own mask. Models: the DINO run on
 the scenes, a random ViT of its shape, and, on the scenes in grey, the Fashion-MNIST DINO and the
-supervised ViT (both trained on 28 x 28 clothes: their position embeddings interpolated to the
-scenes' grid); beside them a trivial baseline thresholding pixel intensity the same way.
+supervised ViT (both trained on 28 x 28 clothes; the scenes resized to 56 x 56 and their position
+embeddings interpolated to that grid); beside them a trivial baseline thresholding pixel intensity the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from genpipe.classify.vit_stage import load_model as load_supervised
 from genpipe.data import datasets as data
@@ -108,7 +109,7 @@ def attention_rows(models: dict[str, tuple[ViT, Any]], images: torch.Tensor, obj
 
 
 def plot_attention(images: torch.Tensor, maps: dict[str, torch.Tensor], rows: dict[str, Any], keep: float, n: int) -> plt.Figure:
-    """Per scene: the image, then each model's heads (the best head's 60 %-mass mask outlined)."""
+    """Per scene and model: the image, then each head's attention over it (the best head's mask outlined)."""
     names = list(maps)
     heads = max(m.shape[1] for m in maps.values())
     fig, axes = plt.subplots(n * len(names), heads + 1, figsize=(1.3 * (heads + 1), 1.3 * n * len(names)), squeeze=False)
@@ -123,7 +124,8 @@ def plot_attention(images: torch.Tensor, maps: dict[str, torch.Tensor], rows: di
             for h in range(heads):
                 ax = row[h + 1]
                 if h < att.shape[0]:
-                    ax.imshow(att[h].numpy(), cmap="inferno", extent=(0, img.shape[1], img.shape[0], 0))
+                    ax.imshow(img)  # the attention over the scene, so one sees which digit a head looks at
+                    ax.imshow(att[h].numpy(), cmap="inferno", alpha=0.65, extent=(0, img.shape[1], img.shape[0], 0))
                     if h == rows[name]["best_head"]:
                         ax.contour(kept[h].numpy(), levels=[0.5], colors="cyan", linewidths=0.8)
                     if i == 0 and r == 0:
@@ -168,7 +170,12 @@ def run(data_root: Path, scenes_dir: Path, dino_dirs: dict[str, Path], vit_dir: 
     scenes = load_scenes(scenes_dir / "test.npz").subset(slice(0, p["n_scenes"]))
     images = torch.from_numpy(scenes.images).permute(0, 3, 1, 2).float().div(255)
     objects = torch.from_numpy(scenes.masks.astype(np.int64))
-    grey = lambda x: x.amax(1, keepdim=True)  # noqa: E731  (digits on black: the brightest channel is the digit's ink)
+    side = 2 * dino_f.config.image_size  # 56: a multiple of any patch size of a 28 x 28 model
+
+    def grey(x: torch.Tensor) -> torch.Tensor:
+        """Scenes for the Fashion-MNIST models: the brightest channel (the digits' ink on black), resized to ``side``."""
+        return F.interpolate(x.amax(1, keepdim=True), size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+
     att_models = {"dino_scenes": (dino_s, same), "random_vit": (randoms["scenes"], same),
                   "dino_fashion_mnist": (dino_f, grey), "supervised_vit": (supervised, lambda x: normalise(grey(x)))}
     att, maps = attention_rows(att_models, images, objects, p)

@@ -29,9 +29,12 @@ from torch import nn
 
 class DINOHead(nn.Module):
     """Projection head: MLP (in → hidden → hidden → bottleneck), L2-normalised, then a weight-normalised
-    linear layer onto ``out_dim`` prototypes (its norm fixed to 1, as ``norm_last_layer`` in the paper)."""
+    linear layer onto ``out_dim`` prototypes: logit k = g_k · z · v_k / ||v_k||. With ``norm_last_layer``
+    the gains g stay 1 (the paper's choice for ViT-B, more stable); without, they are learnt (its choice
+    for ViT-S: "better performance but can make the training unstable")."""
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 256, bottleneck_dim: int = 64, layers: int = 3) -> None:
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 256, bottleneck_dim: int = 64, layers: int = 3,
+                 norm_last_layer: bool = True) -> None:
         super().__init__()
         if layers < 1:
             raise ValueError(f"DINOHead layers must be >= 1, got {layers}")
@@ -49,10 +52,11 @@ class DINOHead(nn.Module):
         # weight normalisation written out: prototypes v_k / ||v_k||, no learnt gain
         self.prototypes = nn.Parameter(torch.empty(out_dim, bottleneck_dim))
         nn.init.trunc_normal_(self.prototypes, std=0.02)
+        self.gain = nn.Parameter(torch.ones(out_dim), requires_grad=not norm_last_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = F.normalize(self.mlp(x), dim=-1)
-        return z @ F.normalize(self.prototypes, dim=-1).t()
+        return (z @ F.normalize(self.prototypes, dim=-1).t()) * self.gain
 
 
 class DINOLoss(nn.Module):

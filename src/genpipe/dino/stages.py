@@ -26,7 +26,10 @@ from genpipe.pipeline.determinism import set_determinism
 from genpipe.scenes.dataset import load_scenes
 
 RUNS = ("fashion_mnist", "scenes")
-COLLAPSE_SHARE = 0.05  # a teacher whose entropy or KL to uniform is under 5 % of log K has collapsed
+# collapse (the paper's Fig. 7): to one prototype, the mean output is one-hot (KL to uniform -> log K);
+# to the uniform answer, every output is uniform (entropy -> log K); a healthy teacher is sharp (low
+# entropy) yet spread over the prototypes (low KL)
+COLLAPSE_SHARE = 0.95
 
 
 def fashion_mnist_images(images_file: Path, seed: int, val_size: int = 5000) -> torch.Tensor:
@@ -86,7 +89,7 @@ def train(run: str, source: Path, out: Path, dino: dict[str, Any], checkpoint: P
     io.write_tsv(out / "curves.tsv", rows)
     last = rows[-1]
     log_k = math.log(p["head"]["out_dim"])
-    collapsed = min(last["teacher_entropy"], last["kl_uniform"]) < COLLAPSE_SHARE * log_k
+    collapsed = max(last["teacher_entropy"], last["kl_uniform"]) > COLLAPSE_SHARE * log_k
     metrics = {"run": run, "images": len(x), "epochs": p["epochs"], "steps": trainer.step, "parameters": n_params,
                "local_crops": p["local_crops"], "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
                "images_per_second": round(len(x) * p["epochs"] / seconds, 1), "final_loss": last["loss"],

@@ -69,7 +69,8 @@ class DinoTrainer:
         torch.manual_seed(p["seed"])
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         net = backbone(p, image_size, in_channels)
-        head = DINOHead(net.feature_dim, p["head"]["out_dim"], p["head"]["hidden_dim"], p["head"]["bottleneck_dim"])
+        h = p["head"]
+        head = DINOHead(net.feature_dim, h["out_dim"], h["hidden_dim"], h["bottleneck_dim"], norm_last_layer=h["norm_last_layer"])
         self.nets = StudentTeacher(net, head).to(self.device)
         self.loss_fn = DINOLoss(p["head"]["out_dim"], p["student_temp"], p["center_momentum"]).to(self.device)
         decays = {n: q.ndim > 1 and "pos_embed" not in n and "cls_token" not in n for n, q in self.nets.student.named_parameters()}
