@@ -275,3 +275,41 @@ def test_snakemake_builds_the_vit_stage(project):
     assert curves[0].split("\t") == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"] and len(curves) == 4
     report = (project / "results/report/report.md").read_text()
     assert f"| fashion_mnist | ViT (dim 32, depth 2, 2 heads, patch 7; 0.02 M parameters) | {100 * m['test']['accuracy']:.2f} % |" in report
+
+
+def test_snakemake_builds_the_dino_stages(project):
+    res = project / "results"
+    for run, n, steps in (("fashion_mnist", 256, 8), ("scenes", 64, 2)):  # tiny: limit 256 / 64 images, batch 32, 1 epoch
+        m = json.loads((res / f"train_dino/{run}/metrics.json").read_text())
+        assert (m["images"], m["steps"], m["local_crops"]) == (n, steps, 2) and np.isfinite(m["final_loss"]), (run, m)
+        assert 0.0 <= m["teacher_entropy"] <= m["log_prototypes"] + 1e-6 and isinstance(m["collapsed"], bool)
+        rows = (res / f"train_dino/{run}/curves.tsv").read_text().splitlines()
+        assert rows[0].split("\t")[:5] == ["step", "epoch", "loss", "teacher_entropy", "kl_uniform"] and len(rows) == 1 + steps // 2
+    e = json.loads((res / "evaluate_dino/metrics.json").read_text())
+    f = e["fashion_mnist"]
+    assert (f["n_train"], f["n_test"]) == (1000, 200)
+    for name in ("raw_pixels", "random_vit", "supervised_vit", "dino"):
+        assert 0.1 < f[name]["knn"] <= 1.0 and 0.0 <= f[name]["linear"] <= 1.0, (name, f[name])  # chance 10 %
+    assert f["raw_pixels"]["dim"] == 784 and f["dino"]["dim"] == 16
+    a = e["attention"]
+    assert a["n_scenes"] == 50
+    for name in ("dino_scenes", "random_vit", "dino_fashion_mnist", "supervised_vit", "pixel_threshold"):
+        s = a[name]
+        assert 0.0 <= s["best_head_jaccard"] <= 1.0 and s["best_head_jaccard"] == max(s["per_head"]), (name, s)
+        assert min(s["per_head"]) <= s["mean_over_heads"] <= s["best_head_jaccard"]
+    img = mpimg.imread(res / "evaluate_dino/attention.png")
+    assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.02
+    report = (res / "report/report.md").read_text()
+    assert "### DINO: features and attention" in report and f"| {100 * f['dino']['knn']:.2f} % |" in report
+
+
+def test_dvc_experiment_without_local_crops_reruns_only_dino(project):
+    # the question "what are local crops worth?" as one DVC experiment
+    out = sh("dvc exp run -S dino.local_crops=0", project)
+    assert dvc_ran(out) == {"train_dino@fashion_mnist", "train_dino@scenes", "evaluate_dino", "report"}
+    m = json.loads((project / "results/train_dino/fashion_mnist/metrics.json").read_text())
+    assert m["local_crops"] == 0 and m["steps"] == 8
+    # dvc metrics diff shows what they were worth: the evaluation's numbers against the committed run's
+    diff = json.loads(sh("dvc metrics diff --json", project))
+    assert diff["results/train_dino/fashion_mnist/metrics.json"]["local_crops"] == {"old": 2, "new": 0, "diff": -2}
+    assert "results/evaluate_dino/metrics.json" in diff

@@ -265,3 +265,14 @@ def test_a_backbone_of_another_shape_is_refused_naming_the_key(tmp_path):
     assert torch.equal(loaded.pos_embed, net.pos_embed) and config["dim"] == 16
     with pytest.raises(io.ConfigMismatchError, match="dim: expected 64, found 16"):
         load_backbone(tmp_path, expected={"dim": 64})
+
+
+def test_the_prototype_gains_are_fixed_at_one_or_learnt():
+    x = torch.randn(4, 16)
+    fixed, learnt = DINOHead(16, 8, 32, 8, norm_last_layer=True), DINOHead(16, 8, 32, 8, norm_last_layer=False)
+    assert not fixed.gain.requires_grad and learnt.gain.requires_grad
+    assert fixed(x).abs().max() <= 1.0 + 1e-6  # cosine logits
+    learnt.load_state_dict(fixed.state_dict())
+    with torch.no_grad():
+        learnt.gain.fill_(3.0)
+    assert torch.allclose(learnt(x), 3.0 * fixed(x))
