@@ -32,6 +32,7 @@ rule report:
         clip=multiext("results/compare_clip/", "metrics.json", "table.tsv", "binding.png"),
         clip_train=expand("results/train_clip/{v}/metrics.json", v=CLIP_VARIANTS),
         clip_figures=expand("results/evaluate_clip/{v}/{fig}.png", v=CLIP_VARIANTS, fig=["similarity", "retrieval"]),
+        robustness=multiext("results/attack_classifiers/", "metrics.json", "curves.png", "transfer.png", "examples.png"),
     output:
         report("results/report/report.md", caption="../report/report.rst", category="Report"),
     resources:

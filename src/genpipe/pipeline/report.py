@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from genpipe.pipeline.io import read_json, write_text
+from genpipe.robustness.report import robustness_tables, summary_row
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -86,6 +87,10 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "### CLIP",
         "",
         clip_tables(results),
+        "",
+        "### Adversarial robustness: ResNet vs ViT",
+        "",
+        robustness_tables(results),
         END,
         "",
         "## Normalisation study figures",
@@ -137,6 +142,12 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "![similarity matrix, hard negatives](../evaluate_clip/hardneg/similarity.png)",
         "",
         "![text-to-image retrieval, plain](../evaluate_clip/plain/retrieval.png) ![text-to-image retrieval, hard negatives](../evaluate_clip/hardneg/retrieval.png)",
+        "",
+        "## Adversarial robustness figures",
+        "",
+        "![accuracy vs epsilon, FGSM and PGD](../attack_classifiers/curves.png)",
+        "",
+        "![transfer matrix](../attack_classifiers/transfer.png) ![adversarial examples](../attack_classifiers/examples.png)",
         "",
         "## Classifier figures",
         "",
@@ -218,6 +229,7 @@ def summary_table(results: Path) -> str:
         rows.append(f"| CLIP ({v}), colour MNIST scenes | zero-shot digit / colour; binding colour / relation | "
                     f"{_pct(a['digit_accuracy'])} / {_pct(a['colour_accuracy'])}; {_pct(a['binding_colour'])} / {_pct(a['binding_relation'])} "
                     "| [CLIP](docs/clip.md) |")
+    rows.append(summary_row(results))
     return "\n".join(rows)
 
 
