@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> None:
                 args.out / "examples.png")
     io.write_json(args.out / "metrics.json", metrics)  # last: its presence means the run finished
     obs = metrics["observation"]
-    print(f"more robust at eps {obs['eps']:g}: " + ", ".join(f"{a} {m} (+{100 * obs['robust_margin'][a]:.2f} points)"
-                                                          for a, m in obs["more_robust"].items()))
+    print("more robust over the eps grid: " + ", ".join(f"{a} {m} (+{100 * obs['robust_margin'][a]:.2f} points of mean accuracy)"
+                                                        for a, m in obs["more_robust"].items()))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,11 @@ def test_pgd_is_at_least_as_strong_as_fgsm_and_its_shared_start_is_reused():
         assert (model(a).argmax(1) == y).float().mean() <= acc_f
 
 
+def test_eps_at_half_accuracy_interpolates_on_the_grid():
+    assert classifiers.eps_at_half([0.8, 0.6, 0.2, 0.0], [0.0, 0.1, 0.2, 0.3]) == pytest.approx(0.15)
+    assert classifiers.eps_at_half([0.8, 0.7], [0.0, 0.3]) is None
+
+
 def test_budget_curve_never_rises():
     correct = [torch.tensor([True, True, True, False]), torch.tensor([True, False, True, False]), torch.tensor([True, True, True, True])]
     assert budget(correct) == [0.75, 0.5, 0.5]  # the raw third point (1.0) would rise
@@ -160,6 +165,7 @@ def test_stage_curves_start_at_each_models_own_clean_accuracy_and_never_rise(tin
         assert m["pgd"]["accuracy"]["0.3"] < m["pgd"]["accuracy"]["0.0"]
     obs = metrics["observation"]
     assert set(obs["more_robust"]) == {"fgsm", "pgd"} and obs["more_robust"]["pgd"] in ("resnet", "vit", "tie")
+    assert obs["at_eps"]["pgd"]["more_robust"] in ("resnet", "vit", "tie") and set(obs["eps_at_half_accuracy"]) == {"resnet", "vit"}
     assert set(obs["transfer_gap"]["pgd"]) == {"resnet_to_vit", "vit_to_resnet"}
     assert [r["eps"] for r in rows] == [0.0, 0.05, 0.1, 0.3] and "vit_pgd_raw" in rows[0]
 
@@ -186,8 +192,8 @@ def test_stage_script_writes_its_outputs_and_names_an_unknown_model(tiny_runs, t
     tables = robustness_tables(tmp_path / "results")
     assert "FGSM on the first 120 test images" in tables and "PGD (3 steps" in tables and "on the first 80:" in tables
     assert "Transfer, PGD at ε = 0.1 (N = 80)" in tables and "(white-box)" in tables and "Bai et al. 2021" in tables
-    pgd = m["models"]["vit"]["pgd"]["accuracy"]["0.1"]
-    assert f"{100 * pgd:.2f} %" in summary_row(tmp_path / "results") and "(N = 80)" in summary_row(tmp_path / "results")
+    row = summary_row(tmp_path / "results")
+    assert f"{100 * m['transfer']['pgd']['accuracy']['vit']['resnet']:.2f} %" in row and "(N = 80)" in row and row.count("|") == 5
 
 
 def test_the_same_params_give_the_same_metrics(tiny_runs, tmp_path):

@@ -20,10 +20,10 @@ rule attack_classifiers:
         tracked=stage_params("attack"),
     # one thread: its bytes depend on the thread count, like train_vit's
     threads: 1
-    # MEASURE: peak RSS and wall time of the default run (docs/robustness.md)
+    # peak RSS 1,688 MB; 6.4 min wall (5.9 CPU-minutes) on one thread beside other jobs (docs/robustness.md)
     resources:
-        mem_mb=2048,
-        runtime=25,
+        mem_mb=2816,
+        runtime=18,
     conda:
         "../../environment.yml"
     log:

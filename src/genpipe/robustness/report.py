@@ -54,34 +54,41 @@ def robustness_tables(results: Path) -> str:
 def observation_text(m: dict[str, Any]) -> str:
     """The observation in words, from metrics.json's ``observation`` (computed from the numbers)."""
     obs, models = m["observation"], m["models"]
-    e = str(obs["eps"])
+    e = obs["eps"]
     parts = []
     for a in ("pgd", "fgsm"):
         winner = obs["more_robust"][a]
-        accs = ", ".join(f"{_name(k)} {_pct(v[a]['accuracy'][e])}" for k, v in models.items())
-        parts.append(f"under {a.upper()} at ε = {obs['eps']:g} " + (f"the {_name(winner)} keeps more accuracy ({accs})"
-                                                                     if winner != "tie" else f"both keep the same accuracy ({accs})"))
+        area = ", ".join(f"{_name(k)} {_pct(v[a])}" for k, v in obs["mean_accuracy_over_eps"].items())
+        half = ", ".join(f"{_name(k)} {'> ' + str(m['eps'][-1]) if v[a] is None else f'{v[a]:.3f}'}"
+                         for k, v in obs["eps_at_half_accuracy"].items())
+        at = obs["at_eps"][a]
+        accs = ", ".join(f"{_name(k)} {_pct(v[a]['accuracy'][str(e)])}" for k, v in models.items())
+        at_text = (f"at ε = {e:g} the {_name(at['more_robust'])} is ahead ({accs})" if at["more_robust"] != "tie"
+                   else f"at ε = {e:g} the two are within twice the standard error ({accs})")
+        parts.append(f"under {a.upper()} " + (f"the {_name(winner)} holds more accuracy over the ε grid" if winner != "tie" else "neither holds more accuracy")
+                     + f" (mean accuracy over ε {area}; half the clean accuracy is lost at ε {half}), and {at_text}")
     transfers = []
     for a in ("fgsm", "pgd"):
         for pair, ok in obs["transfers"][a].items():
             s, t = pair.split("_to_")
             got = m["transfer"][a]["accuracy"][s][t]
-            transfers.append(f"{a.upper()} {_name(s)} → {_name(t)}: {_pct(got)} "
-                             f"({'transfers' if ok else 'does not transfer'}: {100 * obs['transfer_drop_vs_noise'][a][pair]:+.2f} points "
-                             f"below sign noise, {100 * obs['transfer_gap'][a][pair]:+.2f} above white-box)")
-    return ("**Observation** (computed from the numbers): " + "; ".join(parts) + ". " + "; ".join(transfers)
-            + ". A difference between these two models reflects their training recipes as much as CNN vs transformer "
-            "(Bai et al. 2021, *Are Transformers More Robust Than CNNs?*): see docs/robustness.md.")
+            transfers.append(f"{a.upper()} {_name(s)} → {_name(t)} {_pct(got)}, {'' if ok else 'not '}below sign noise "
+                             f"({100 * obs['transfer_drop_vs_noise'][a][pair]:+.2f} points) and {100 * obs['transfer_gap'][a][pair]:+.2f} "
+                             "above white-box")
+    return ("**Observation** (computed from the numbers): " + "; ".join(parts) + ". Transfer at ε = " + f"{e:g}: "
+            + "; ".join(transfers) + ". A difference between these two models reflects their training recipes (optimiser, "
+            "augmentation, label smoothing, epochs) as much as CNN vs transformer (Bai et al. 2021, *Are Transformers More "
+            "Robust Than CNNs?*): see docs/robustness.md.")
 
 
 def summary_row(results: Path) -> str:
-    """The front page's headline row: PGD accuracy at the default eps per model, with N."""
+    """The front page's headline row: the eps at which PGD halves each model's accuracy, and PGD's transfer at the default eps."""
     m = read_json(results / "attack_classifiers" / "metrics.json")
-    e, q = str(m["transfer_eps"]), m["pgd"]
-    accs = " / ".join(_pct(v["pgd"]["accuracy"][e]) for v in m["models"].values())
+    obs, q, names = m["observation"], m["pgd"], list(m["models"])
+    half = " / ".join("> " + str(m["eps"][-1]) if obs["eps_at_half_accuracy"][n]["pgd"] is None else f"{obs['eps_at_half_accuracy'][n]['pgd']:.3f}"
+                      for n in names)
+    pairs = [(s, t) for s in names for t in names if s != t]
     tr = m["transfer"]["pgd"]["accuracy"]
-    names = list(m["models"])
-    cross = " / ".join(_pct(tr[s][t]) for s in names for t in names if s != t)
-    return (f"| PGD-{q['steps']} (L∞, ε = {m['transfer_eps']:g}), ResNet vs ViT | accuracy {' / '.join(_name(n) for n in names)}; "
-            f"transferred {' / '.join(f'{_name(s)}→{_name(t)}' for s in names for t in names if s != t)} (N = {m['n']['pgd']:,}) | "
-            f"{accs}; {cross} | [robustness](docs/robustness.md) |")
+    return (f"| PGD-{q['steps']} (L∞), ResNet vs ViT, Fashion-MNIST | ε halving the accuracy {' / '.join(_name(n) for n in names)}; "
+            f"accuracy on the other's examples at ε = {m['transfer_eps']:g}, {' / '.join(f'{_name(s)}→{_name(t)}' for s, t in pairs)} "
+            f"(N = {m['n']['pgd']:,}) | {half}; {' / '.join(_pct(tr[s][t]) for s, t in pairs)} | [robustness](docs/robustness.md) |")
