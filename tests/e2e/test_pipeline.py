@@ -143,6 +143,27 @@ def test_snakemake_builds_the_autoencoder_stages(project):
     assert f"ROC-AUC {an['auc_neg_elbo']:.3f} by −ELBO" in report and "### Autoencoder and VAE" in report
 
 
+def test_attacks_on_the_resnet_and_the_vit(project):
+    res = project / "results"
+    m = json.loads((res / "attack_classifiers/metrics.json").read_text())
+    assert m["eps"] == [0.0, 0.05, 0.2] and m["n"] == {"fgsm": 200, "pgd": 100} and m["pgd"]["steps"] == 3
+    for name, run in (("resnet", "train_classifier/fashion_mnist"), ("vit", "train_vit")):
+        own = json.loads((res / run / "metrics.json").read_text())["test"]
+        for a in ("fgsm", "pgd"):
+            acc = m["models"][name][a]["accuracy"]
+            assert acc["0.0"] >= acc["0.05"] >= acc["0.2"], (name, a, acc)  # a budget curve never rises
+            assert m["clean_check"][name][a]["equal"], (name, a)
+        assert m["models"][name]["fgsm"]["accuracy"]["0.0"] == pytest.approx(own["accuracy"], abs=1e-6), name  # all 200 scored images
+        assert m["transfer"]["pgd"]["accuracy"][name][name] == m["models"][name]["pgd"]["accuracy_raw"]["0.05"]
+    assert set(m["observation"]["transfers"]["pgd"]) == {"resnet_to_vit", "vit_to_resnet"}
+    curve = (res / "attack_classifiers/curves.tsv").read_text().splitlines()
+    assert curve[0].split("\t")[:3] == ["eps", "resnet_fgsm", "resnet_fgsm_raw"] and len(curve) == 4
+    for fig in ("curves.png", "transfer.png", "examples.png"):
+        img = mpimg.imread(res / "attack_classifiers" / fig)
+        assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.05, fig
+    assert "### Adversarial robustness: ResNet vs ViT" in (res / "report/report.md").read_text()
+
+
 def test_dvc_agrees_after_snakemake(project):
     assert json.loads(sh("dvc status --json", project).strip() or "{}") == {}
     assert dvc_ran(sh("dvc repro", project)) == set()
@@ -155,23 +176,23 @@ def test_param_change_reruns_only_its_stage_and_descendants_under_snakemake(proj
     sh("snakemake --cores 2", project)
     assert changed(before, out_mtimes(project)) == {
         "train_classifier@fashion_mnist", "figures@fashion_mnist", "reference_stats@fashion_mnist",  # and what reads the classifier:
-        "evaluate_samples@vae", "evaluate_samples@ae_gaussian", "attack_fgsm", "report"}
+        "evaluate_samples@vae", "evaluate_samples@ae_gaussian", "attack_fgsm", "attack_classifiers", "report"}
     assert json.loads(sh("dvc status --json", project).strip() or "{}") == {}
 
 
 def test_param_change_reruns_only_its_stage_and_descendants_under_dvc(project):
     # train_vit: a classifier whose curves share DVC's loss / accuracy plots with the ResNets' and whose
-    # only reader is the report (the MNIST ResNet's seed, with 12 stages downstream, cost ~2 min here)
+    # readers are attack_classifiers and the report (the MNIST ResNet's seed, with 12 stages downstream, cost ~2 min here)
     sh("git add -A && git commit -qm 'state of the previous tests' && git checkout -q -b other-seed", project)
     set_param(project, "train_vit.seed", 1)
-    assert dvc_ran(sh("dvc repro", project)) == {"train_vit", "report"}
+    assert dvc_ran(sh("dvc repro", project)) == {"train_vit", "attack_classifiers", "report"}
     assert dvc_ran(sh("dvc repro", project)) == set()
     assert "Nothing to be done" in sh("snakemake -n", project)  # Snakemake catches up with DVC's run
     # the branch's metrics and curves compare with main's
     diff = json.loads(sh("dvc metrics diff main --json", project))
     vit = diff["results/train_vit/metrics.json"]
     assert vit["test.accuracy"]["old"] != vit["test.accuracy"]["new"] or vit["train.loss"]["old"] != vit["train.loss"]["new"]
-    assert set(diff) == {"results/train_vit/metrics.json"}
+    assert set(diff) == {"results/train_vit/metrics.json", "results/attack_classifiers/metrics.json"}
     plots = json.loads(sh("dvc plots diff main --json", project))["data"]
     for name, field in (("loss", "train_loss"), ("accuracy", "train_accuracy")):
         values = plots[name][0]["content"]["data"]["values"]
@@ -192,6 +213,13 @@ def test_adding_a_seed_runs_only_the_new_instances_and_what_reads_them(project):
     # the same through DVC's params-driven matrix, as an experiment
     out = sh("dvc exp run -S 'norm_study.seeds=[0,1,2]'", project)
     assert dvc_ran(out) == {"train_norm_study@bn-2", "train_norm_study@bin-2", "aggregate_norm_study", "gradcam", "report"}
+
+
+def test_an_attack_param_reruns_only_the_attacks(project):
+    # the attack section is read by attack_classifiers alone: no model is retrained
+    out = sh("dvc exp run -S attack.pgd.steps=4", project)
+    assert dvc_ran(out) == {"attack_classifiers", "report"}
+    assert json.loads((project / "results/attack_classifiers/metrics.json").read_text())["pgd"]["steps"] == 4
 
 
 def test_snakemake_trusts_outputs_after_dvc_checkout(project):

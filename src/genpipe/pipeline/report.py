@@ -11,6 +11,7 @@ from typing import Any
 
 from genpipe.dino.report import dino_tables
 from genpipe.pipeline.io import read_json, write_text
+from genpipe.robustness.report import robustness_tables, summary_row
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -91,6 +92,9 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "### DINO: features and attention",
         "",
         dino_tables(results),
+        "### Adversarial robustness: ResNet vs ViT",
+        "",
+        robustness_tables(results),
         END,
         "",
         "## Normalisation study figures",
@@ -146,6 +150,11 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "## DINO figures",
         "",
         "![class-token attention per head](../evaluate_dino/attention.png)",
+        "## Adversarial robustness figures",
+        "",
+        "![accuracy vs epsilon, FGSM and PGD](../attack_classifiers/curves.png)",
+        "",
+        "![transfer matrix](../attack_classifiers/transfer.png) ![adversarial examples](../attack_classifiers/examples.png)",
         "",
         "## Classifier figures",
         "",
@@ -234,6 +243,7 @@ def summary_table(results: Path) -> str:
                 "| [DINO](docs/dino.md) |")
     rows.append("| DINO ViT, colour MNIST scenes | attention Jaccard with the objects, best head (random ViT) | "
                 f"{att['dino_scenes']['best_head_jaccard']:.3f} ({att['random_vit']['best_head_jaccard']:.3f}) | [DINO](docs/dino.md) |")
+    rows.append(summary_row(results))
     return "\n".join(rows)
 
 

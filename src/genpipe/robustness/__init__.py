@@ -1,1 +1,1 @@
-"""Adversarial robustness (rule group robustness): FGSM and accuracy under attack."""
+"""Adversarial robustness (rule group robustness): FGSM, PGD, accuracy under attack; the attack_classifiers stage."""
