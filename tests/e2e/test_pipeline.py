@@ -182,17 +182,17 @@ def test_param_change_reruns_only_its_stage_and_descendants_under_snakemake(proj
 
 def test_param_change_reruns_only_its_stage_and_descendants_under_dvc(project):
     # train_vit: a classifier whose curves share DVC's loss / accuracy plots with the ResNets' and whose
-    # readers are attack_classifiers and the report (the MNIST ResNet's seed, with 12 stages downstream, cost ~2 min here)
+    # readers are evaluate_dino, attack_classifiers and the report (the MNIST ResNet's seed, with 12 stages downstream, cost ~2 min here)
     sh("git add -A && git commit -qm 'state of the previous tests' && git checkout -q -b other-seed", project)
     set_param(project, "train_vit.seed", 1)
-    assert dvc_ran(sh("dvc repro", project)) == {"train_vit", "attack_classifiers", "report"}
+    assert dvc_ran(sh("dvc repro", project)) == {"train_vit", "evaluate_dino", "attack_classifiers", "report"}
     assert dvc_ran(sh("dvc repro", project)) == set()
     assert "Nothing to be done" in sh("snakemake -n", project)  # Snakemake catches up with DVC's run
     # the branch's metrics and curves compare with main's
     diff = json.loads(sh("dvc metrics diff main --json", project))
     vit = diff["results/train_vit/metrics.json"]
     assert vit["test.accuracy"]["old"] != vit["test.accuracy"]["new"] or vit["train.loss"]["old"] != vit["train.loss"]["new"]
-    assert set(diff) == {"results/train_vit/metrics.json", "results/attack_classifiers/metrics.json"}
+    assert set(diff) == {"results/train_vit/metrics.json", "results/attack_classifiers/metrics.json", "results/evaluate_dino/metrics.json"}
     plots = json.loads(sh("dvc plots diff main --json", project))["data"]
     for name, field in (("loss", "train_loss"), ("accuracy", "train_accuracy")):
         values = plots[name][0]["content"]["data"]["values"]
