@@ -22,11 +22,11 @@ rule train_dino:
     params:
         tracked=stage_params("dino.runs.{dino_run}", *(f"dino.{k}" for k in DINO_SHARED_KEYS)),
     # one thread: its bytes depend on the thread count; the two runs train side by side on the 2 cores.
-    # mem_mb: 1.5 x the 5.6 GB peak RSS of the 3-job run (train_dino x 2, evaluate_dino; not attributed per job) + 256
+    # mem_mb: 1.5 x the 5.6 GB peak RSS of the 3-job run (train_dino x 2, evaluate_dino; not attributed per job) + 256; runtime: 2 x 27 min (fashion_mnist on shared cores) + 5
     threads: 1
     resources:
         mem_mb=8704,
-        runtime=60,  # 2 x 27 min (fashion_mnist on shared cores) + 5
+        runtime=60,
     conda:
         "../../environment.yml"
     log:
