@@ -36,9 +36,10 @@ def build(p: dict[str, Any], image_size: int, num_classes: int) -> ViT:
     return ViT(ViTConfig(image_size=image_size, in_channels=1, num_classes=num_classes, **{k: p[k] for k in NET_KEYS}))
 
 
-def load_model(run_dir: Path) -> tuple[ViT, dict[str, Any]]:
-    """The trained ViT of a run directory (eval mode) and its config."""
-    state, config = io.load_state(run_dir / "model.safetensors", run_dir / "config.json")
+def load_model(run_dir: Path, expected: dict[str, Any] | None = None) -> tuple[ViT, dict[str, Any]]:
+    """The trained ViT of a run directory (eval mode) and its config; a config differing from
+    ``expected`` stops naming the keys (io.ConfigMismatchError)."""
+    state, config = io.load_state(run_dir / "model.safetensors", run_dir / "config.json", expected)
     keys = ViTConfig.__dataclass_fields__
     model = ViT(ViTConfig(**{k: v for k, v in config.items() if k in keys}))
     model.load_state_dict(state)

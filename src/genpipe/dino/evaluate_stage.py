@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from genpipe.classify.vit_stage import load_model as load_supervised
 from genpipe.data import datasets as data
 from genpipe.dino.evaluate import attention_jaccard, knn_predict, linear_probe, mass_mask, upsample_masks
-from genpipe.dino.stages import load_backbone
+from genpipe.dino.stages import load_backbone, scene_tensor
 from genpipe.models.vit import ViT
 from genpipe.pipeline import io
 from genpipe.pipeline.determinism import set_determinism
@@ -82,13 +82,14 @@ def _summary(scores: dict[str, torch.Tensor]) -> dict[str, Any]:
     per_object = scores["per_object"]  # (B, H, K)
     best_own = torch.nanmean(per_object[:, best, :]).item()
     # do heads separate objects? share of 2+-object scenes whose objects' best heads differ
-    multi = (~per_object[:, 0, :].isnan()).sum(1) >= 2
+    present = ~per_object[:, 0, :].isnan()  # (B, K) the scene holds object k
+    n_obj = present.sum(1)
+    multi = n_obj >= 2
     heads_of = per_object.nan_to_num(-1.0).argmax(1)  # (B, K) best head per object
-    n_obj = (~per_object[:, 0, :].isnan()).sum(1)
     distinct = [len(set(heads_of[i, : n_obj[i]].tolist())) > 1 for i in torch.nonzero(multi).flatten().tolist()]
     return {"best_head": best, "best_head_jaccard": round(fg[best].item(), 6), "mean_over_heads": round(fg.mean().item(), 6),
             "per_head": [round(v, 6) for v in fg.tolist()], "per_object_best_head": round(best_own, 6),
-            "per_object_any_head": round(torch.nanmean(per_object.nan_to_num(-1.0).max(1).values.where(~per_object[:, 0, :].isnan(),
+            "per_object_any_head": round(torch.nanmean(per_object.nan_to_num(-1.0).max(1).values.where(present,
                                                                                                          torch.tensor(math.nan))).item(), 6),
             "objects_on_different_heads": round(float(np.mean(distinct)) if distinct else math.nan, 6)}
 
@@ -168,7 +169,7 @@ def run(data_root: Path, scenes_dir: Path, dino_dirs: dict[str, Path], vit_dir: 
 
     # -- attention on the test scenes --
     scenes = load_scenes(scenes_dir / "test.npz").subset(slice(0, p["n_scenes"]))
-    images = torch.from_numpy(scenes.images).permute(0, 3, 1, 2).float().div(255)
+    images = scene_tensor(scenes.images)
     objects = torch.from_numpy(scenes.masks.astype(np.int64))
     side = 2 * dino_f.config.image_size  # 56: a multiple of any patch size of a 28 x 28 model
 

@@ -16,11 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from genpipe.classify import vit_stage
 from genpipe.data import datasets as data
 from genpipe.dino.train import DinoTrainer, run_params
-from genpipe.models.vit import ViT, ViTConfig, count_parameters
+from genpipe.models.vit import ViT, count_parameters
 from genpipe.pipeline import io
 from genpipe.pipeline.determinism import set_determinism
 from genpipe.scenes.dataset import load_scenes
@@ -40,9 +42,13 @@ def fashion_mnist_images(images_file: Path, seed: int, val_size: int = 5000) -> 
     return x[tr_idx].float().div(255).unsqueeze(1)
 
 
+def scene_tensor(images: np.ndarray) -> torch.Tensor:
+    """Scene images (N, 64, 64, 3) uint8 as (N, 3, 64, 64) float in [0, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
+
+
 def scene_images(path: Path) -> torch.Tensor:
-    """A scenes file's images as (N, 3, 64, 64) float in [0, 1]."""
-    return torch.from_numpy(load_scenes(path).images).permute(0, 3, 1, 2).float().div(255)
+    return scene_tensor(load_scenes(path).images)
 
 
 def load_images(run: str, source: Path, seed: int) -> torch.Tensor:
@@ -54,13 +60,9 @@ def load_images(run: str, source: Path, seed: int) -> torch.Tensor:
 
 
 def load_backbone(run_dir: Path, expected: dict[str, Any] | None = None) -> tuple[ViT, dict[str, Any]]:
-    """A trained teacher backbone (eval mode) and its config; a checkpoint of another shape than
-    ``expected`` (ViTConfig keys) stops with the keys that differ."""
-    state, config = io.load_state(run_dir / "model.safetensors", run_dir / "config.json", expected)
-    keys = ViTConfig.__dataclass_fields__
-    model = ViT(ViTConfig(**{k: v for k, v in config.items() if k in keys}))
-    model.load_state_dict(state)
-    return model.eval(), config
+    """A trained teacher backbone (eval mode) and its config: saved like train_vit's ViT, so read by its
+    loader; a checkpoint of another shape than ``expected`` stops with the keys that differ."""
+    return vit_stage.load_model(run_dir, expected)
 
 
 def train(run: str, source: Path, out: Path, dino: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
