@@ -164,6 +164,30 @@ def test_attacks_on_the_resnet_and_the_vit(project):
     assert "### Adversarial robustness: ResNet vs ViT" in (res / "report/report.md").read_text()
 
 
+def test_clip_attacked_and_defended(project):
+    res = project / "results"
+    m = json.loads((res / "attack_clip/metrics.json").read_text())
+    d = json.loads((res / "defend_clip/metrics.json").read_text())
+    own = json.loads((res / "evaluate_clip/plain/metrics.json").read_text())["all"]
+    assert list(m["models"]) == ["plain", "tecoa", "prompt", "lora"] and m["defense_eps"] == d["eps"] == 0.05
+    assert m["clean_check"]["equal"] and m["models"]["plain"]["clean_accuracy"] == own["digit_accuracy"]
+    assert m["models"]["plain"]["clean_n"] == own["digit_accuracy_n"] == m["n"]["fgsm"] and m["n"]["pgd"] == 30
+    for name, v in m["models"].items():
+        for a in ("fgsm", "pgd"):
+            acc = v[a]["accuracy"]
+            assert acc["0.0"] >= acc["0.05"] >= acc["0.2"], (name, a, acc)
+    # every defense had the same budget; what each trains, counted
+    assert {s["images"] for s in d["defenses"].values()} == {48} and d["defenses"]["prompt"]["trainable_parameters"] == 3 * (64 * 64 - 56 * 56)
+    assert d["defenses"]["lora"]["trainable_parameters"] < d["defenses"]["tecoa"]["trainable_parameters"]
+    curves = (res / "defend_clip/curves.tsv").read_text().splitlines()
+    assert curves[0].split("\t") == ["step"] + [f"{d}_{k}" for d in ("tecoa", "prompt", "lora") for k in ("adv_loss", "adv_train_accuracy")]
+    assert [int(r.split("\t")[0]) for r in curves[1:]] == [1, 2, 3]  # log_every 1, 48 scenes in batches of 16
+    for fig in ("curves.png", "examples.png"):
+        img = mpimg.imread(res / "attack_clip" / fig)
+        assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.05, fig
+    assert "### Adversarial robustness: CLIP's zero-shot classifier and three defenses" in (res / "report/report.md").read_text()
+
+
 def test_dvc_agrees_after_snakemake(project):
     assert json.loads(sh("dvc status --json", project).strip() or "{}") == {}
     assert dvc_ran(sh("dvc repro", project)) == set()
@@ -216,10 +240,11 @@ def test_adding_a_seed_runs_only_the_new_instances_and_what_reads_them(project):
 
 
 def test_an_attack_param_reruns_only_the_attacks(project):
-    # the attack section is read by attack_classifiers alone: no model is retrained
+    # the attack section is read by the attacks alone: no model is retrained, no defense either (defend_clip has its own PGD)
     out = sh("dvc exp run -S attack.pgd.steps=4", project)
-    assert dvc_ran(out) == {"attack_classifiers", "report"}
-    assert json.loads((project / "results/attack_classifiers/metrics.json").read_text())["pgd"]["steps"] == 4
+    assert dvc_ran(out) == {"attack_classifiers", "attack_clip", "report"}
+    for stage in ("attack_classifiers", "attack_clip"):
+        assert json.loads((project / f"results/{stage}/metrics.json").read_text())["pgd"]["steps"] == 4
 
 
 def test_snakemake_trusts_outputs_after_dvc_checkout(project):

@@ -35,6 +35,8 @@ rule report:
         dino=multiext("results/evaluate_dino/", "metrics.json", "attention.png"),
         dino_train=expand("results/train_dino/{run}/metrics.json", run=DINO_RUNS),
         robustness=multiext("results/attack_classifiers/", "metrics.json", "curves.png", "transfer.png", "examples.png"),
+        clip_robustness=multiext("results/attack_clip/", "metrics.json", "curves.png", "examples.png"),
+        defenses="results/defend_clip/metrics.json",
     output:
         report("results/report/report.md", caption="../report/report.rst", category="Report"),
     resources:

@@ -11,7 +11,7 @@ from typing import Any
 
 from genpipe.dino.report import dino_tables
 from genpipe.pipeline.io import read_json, write_text
-from genpipe.robustness.report import robustness_tables, summary_row
+from genpipe.robustness.report import clip_robustness_tables, robustness_tables, summary_row
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -96,6 +96,10 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "### Adversarial robustness: ResNet vs ViT",
         "",
         robustness_tables(results),
+        "",
+        "### Adversarial robustness: CLIP's zero-shot classifier and three defenses",
+        "",
+        clip_robustness_tables(results),
         END,
         "",
         "## Normalisation study figures",
@@ -157,6 +161,10 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "![accuracy vs epsilon, FGSM and PGD](../attack_classifiers/curves.png)",
         "",
         "![transfer matrix](../attack_classifiers/transfer.png) ![adversarial examples](../attack_classifiers/examples.png)",
+        "",
+        "![CLIP zero-shot accuracy vs epsilon, plain and defended](../attack_clip/curves.png)",
+        "",
+        "![PGD scenes against each CLIP](../attack_clip/examples.png)",
         "",
         "## Classifier figures",
         "",

@@ -124,17 +124,18 @@ def max_rise(curve: list[float]) -> float:
     return round(max([0.0] + [b - a for a, b in zip(curve, curve[1:])]), 6)
 
 
-def attack_model(t: Target, x: torch.Tensor, y: torch.Tensor, grid: list[float], p: dict[str, Any],
-                 n: dict[str, int], start: torch.Tensor) -> tuple[dict[str, list[torch.Tensor]], dict[str, torch.Tensor]]:
+def attack_model(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, grid: list[float], p: dict[str, Any],
+                 n: dict[str, int], start: torch.Tensor, prune: bool = False) -> tuple[dict[str, list[torch.Tensor]], dict[str, torch.Tensor]]:
     """Per attack: correctness per eps of the grid (on its first n[attack] images), and its adversarial
-    images at transfer_eps (what the transfer matrix feeds the other model)."""
+    images at transfer_eps (what the transfer matrix feeds the other model). ``model`` takes [0, 1] pixels;
+    ``p``: the attack section (eps grid, pgd, batch_size, transfer_eps)."""
     bs, correct, adv = p["batch_size"], {}, {}
     xf, yf = x[: n["fgsm"]], y[: n["fgsm"]]
-    sign = batched(lambda xb, yb, _: grad_sign(t.model, xb, yb), xf, yf, bs)  # one gradient serves every eps
+    sign = batched(lambda xb, yb, _: grad_sign(model, xb, yb), xf, yf, bs)  # one gradient serves every eps
     correct["fgsm"] = []
     for eps in grid:
         x_adv = (xf + eps * sign).clamp(0.0, 1.0) if eps else xf  # = adversarial.fgsm(model, x, y, eps), batched
-        correct["fgsm"].append(labels(t.model, x_adv) == yf)
+        correct["fgsm"].append(labels(model, x_adv) == yf)
         if eps == p["transfer_eps"]:
             adv["fgsm"] = x_adv
     q = p["pgd"]
@@ -142,15 +143,22 @@ def attack_model(t: Target, x: torch.Tensor, y: torch.Tensor, grid: list[float],
     correct["pgd"] = []
     for eps in grid:
         t0 = time.perf_counter()
+        # prune: only the images still robust at the previous eps are attacked (the rest count as broken): the
+        # budget curve itself at a fraction of the cost, without the raw one; adv holds the attacked rows' images
+        alive = correct["pgd"][-1].nonzero().squeeze(1) if prune and correct["pgd"] else torch.arange(len(xp))
         if eps:
             alpha = q["alpha_ratio"] * eps / q["steps"]
-            x_adv = batched(lambda xb, yb, rows: pgd(t.model, xb, yb, eps, q["steps"], alpha, q["random_start"], start[rows]), xp, yp, bs)
+            x_adv = xp.clone()
+            x_adv[alive] = batched(lambda xb, yb, rows: pgd(model, xb, yb, eps, q["steps"], alpha, q["random_start"], start[alive[rows]]),
+                                   xp[alive], yp[alive], bs) if len(alive) else xp[alive]
         else:
             x_adv = xp
-        correct["pgd"].append(labels(t.model, x_adv) == yp)
+        c = torch.zeros(len(xp), dtype=torch.bool)
+        c[alive] = labels(model, x_adv[alive]) == yp[alive] if len(alive) else c[alive]
+        correct["pgd"].append(c)
         if eps == p["transfer_eps"]:
             adv["pgd"] = x_adv
-        print(f"{t.name}: PGD eps {eps:g}: {100 * correct['pgd'][-1].float().mean().item():.2f} % ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+        print(f"{name}: PGD eps {eps:g}: {100 * correct['pgd'][-1].float().mean().item():.2f} % ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     return correct, adv
 
 
@@ -251,7 +259,7 @@ def run(runs: dict[str, Path], data_root: Path, p: dict[str, Any]) -> tuple[dict
     correct, adv, checks = {}, {}, {}
     for name, t in targets.items():
         ts = time.perf_counter()
-        correct[name], adv[name] = attack_model(t, x, y, grid, p, n, start)
+        correct[name], adv[name] = attack_model(name, t.model, x, y, grid, p, n, start)
         checks[name] = {a: clean_check(t, correct[name][a][0], y) for a in ATTACKS}
         print(f"{name}: attacked in {time.perf_counter() - ts:.1f} s", file=sys.stderr)
 

@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 
 from genpipe.pipeline.plots import GRAY, plt
+from genpipe.robustness.classifiers import labels
 
-LABELS = {"resnet": "ResNet", "vit": "ViT"}
+LABELS = {"resnet": "ResNet", "vit": "ViT", "plain": "CLIP", "tecoa": "TeCoA", "prompt": "visual prompt", "lora": "LoRA"}
 STYLE = {"fgsm": "--", "pgd": "-"}
 
 
@@ -16,7 +17,8 @@ def _name(model: str) -> str:
     return LABELS.get(model, model)
 
 
-def plot_budget_curves(rows: list[dict[str, Any]], metrics: dict[str, Any]) -> plt.Figure:
+def plot_budget_curves(rows: list[dict[str, Any]], metrics: dict[str, Any], title: str = "Fashion-MNIST: accuracy under an L∞ budget ε",
+                       default_eps: float | None = None, measure: str = "test accuracy") -> plt.Figure:
     """Accuracy vs eps per model (one colour each): FGSM dashed, PGD solid, N in the legend. The grid's
     points are evenly spaced (most of the fall happens below 0.05); a raw curve (the attack at exactly
     eps) is drawn faintly only where it differs from the budget curve."""
@@ -36,12 +38,12 @@ def plot_budget_curves(rows: list[dict[str, Any]], metrics: dict[str, Any]) -> p
             if raw != curve:
                 ax.plot(pos, raw, ":", color=color, alpha=0.6, lw=1, label=None if raw_drawn else "dotted: the attack at exactly ε (raw)")
                 raw_drawn = True
-    if metrics["transfer_eps"] in eps:
-        ax.axvline(eps.index(metrics["transfer_eps"]), color="gray", lw=0.8, ls="-.", alpha=0.6, label=f"default ε = {metrics['transfer_eps']:g}")
+    default_eps = metrics["transfer_eps"] if default_eps is None else default_eps
+    if default_eps in eps:
+        ax.axvline(eps.index(default_eps), color="gray", lw=0.8, ls="-.", alpha=0.6, label=f"default ε = {default_eps:g}")
     ax.set_xticks(pos, [f"{e:g}" for e in eps])
     labels = " vs ".join(f"{_name(k)}: {m['label']}, clean {100 * m['clean_accuracy']:.2f} %" for k, m in metrics["models"].items())
-    ax.set(xlabel="ε (L∞, pixels in [0, 1]; grid points evenly spaced)", ylabel="test accuracy under budget ε (%)", ylim=(0, 100),
-           title="Fashion-MNIST: accuracy under an L∞ budget ε")
+    ax.set(xlabel="ε (L∞, pixels in [0, 1]; grid points evenly spaced)", ylabel=f"{measure} under budget ε (%)", ylim=(0, 100), title=title)
     ax.text(0.5, -0.2, labels, transform=ax.transAxes, ha="center", fontsize=7, color="dimgray")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
@@ -98,4 +100,25 @@ def plot_examples(panels: list[dict[str, Any]], classes: list[str], eps: float) 
             ax.set_yticks([])
     fig.suptitle(f"Adversarial examples at ε = {eps:g} (red: misclassified)", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def plot_scene_examples(fig_data: dict[str, Any], eps: float, k: int) -> plt.Figure:
+    """The first ``k`` one-object test scenes (top row, true digit) and each model's PGD image at eps (one row per
+    model, its prediction above; red: wrong). The perturbation is what each model's own attack found."""
+    x, y, adv, models = fig_data["x"], fig_data["y"], fig_data["adv"], fig_data["zero_shots"]
+    k = min(k, len(next(iter(adv.values()))["pgd"]))
+    fig, axes = plt.subplots(1 + len(models), k, figsize=(1.3 * k + 1.6, 1.45 * (1 + len(models))), squeeze=False)
+    rows = [("clean", x[:k], y[:k])] + [(name, adv[name]["pgd"][:k], labels(zs, adv[name]["pgd"][:k])) for name, zs in models.items()]
+    for r, (name, images, pred) in enumerate(rows):
+        for c in range(k):
+            ax = axes[r, c]
+            ax.imshow(images[c].permute(1, 2, 0).clamp(0, 1).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            wrong = r > 0 and int(pred[c]) != int(y[c])
+            ax.set_title(f"{'digit' if r == 0 else 'says'} {int(pred[c])}", fontsize=7, color="red" if wrong else "black")
+        axes[r, 0].set_ylabel(_name(name), rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(f"PGD at ε = {eps:g} against each model (red: misclassified)", fontsize=9)
+    fig.subplots_adjust(wspace=0.08, hspace=0.35, left=0.16)
     return fig

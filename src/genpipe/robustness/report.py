@@ -10,8 +10,8 @@ from genpipe.pipeline.io import read_json
 NAMES = {"resnet": "ResNet", "vit": "ViT"}
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f} %"
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.2f} %"
 
 
 def _name(m: str) -> str:
@@ -92,3 +92,57 @@ def summary_row(results: Path) -> str:
     return (f"| PGD-{q['steps']} (L∞), ResNet vs ViT, Fashion-MNIST | ε halving the accuracy {' / '.join(_name(n) for n in names)}; "
             f"accuracy on the other's examples at ε = {m['transfer_eps']:g}, {' / '.join(f'{_name(s)}→{_name(t)}' for s, t in pairs)} "
             f"(N = {m['n']['pgd']:,}) | {half}; {' / '.join(_pct(tr[s][t]) for s, t in pairs)} | [robustness](docs/robustness.md) |")
+
+
+CLIP_NAMES = {"plain": "CLIP (plain)", "tecoa": "TeCoA", "prompt": "visual prompt", "lora": "LoRA"}
+# the zero-shot benchmark's columns after defense: what robustness costs CLIP's generality
+GENERALITY = (("colour_accuracy", "colour zero-shot"), ("binding_colour", "colour binding"), ("binding_relation", "relation binding"),
+              ("t2i_r1", "text→image R@1"))
+
+
+def clip_robustness_tables(results: Path) -> str:
+    """attack_clip's tables: the defenses side by side at their ε (trainable parameters, clean, robust, held-out pairs, the
+    zero-shot benchmark), the budget curves, and the observation in words (with defend_clip's training budget)."""
+    m, defend = read_json(results / "attack_clip" / "metrics.json"), read_json(results / "defend_clip" / "metrics.json")
+    models, e, q = m["models"], m["defense_eps"], m["pgd"]
+    key = str(e)
+    d = defend["defenses"]
+    out = [f"CLIP's zero-shot digit classifier (10 digits, prompt-ensembled text embeddings) on the one-object test scenes. Each defense "
+           f"trained from the plain run on {defend['n_train']:,} one-object train scenes × {defend['epochs']} epoch(s) of PGD-"
+           f"{defend['pgd']['steps']} images at ε = {defend['eps']:g} (TeCoA's loss: the frozen digit text embeddings); "
+           f"scored under PGD-{q['steps']} ({'random start' if q['random_start'] else 'no random start'}) at ε = {e:g} on the first "
+           f"{m['n']['pgd']:,} scenes and on all {m['n']['held_out']:,} held-out-pair scenes; clean columns on all {models['plain']['clean_n']:,}.",
+           "",
+           "| model | trainable parameters | train CPU s | clean digits | PGD ε " + f"{e:g}" + " | held-out pairs clean / PGD | "
+           + " | ".join(g for _, g in GENERALITY) + " |",
+           "|---" * (6 + len(GENERALITY)) + "|"]
+    for name, v in models.items():
+        s = d.get(name, {})
+        zs, ho = v["zero_shot"]["all"], v["held_out"]
+        params = f"{s['trainable_parameters']:,}" if s else "—"
+        out.append(f"| {CLIP_NAMES.get(name, name)} | {params} | {s.get('cpu_seconds', '—')} | {_pct(v['clean_accuracy'])} | "
+                   f"{_pct(v['pgd']['accuracy'][key])} | {_pct(ho['clean'])} / {_pct(ho['pgd'])} | "
+                   + " | ".join(_pct(zs[k]) for k, _ in GENERALITY) + " |")
+    cols = [(n, a) for n in models for a in ("fgsm", "pgd")]
+    out += ["", f"Budget curves (accuracy under every ε' ≤ ε; FGSM on {m['n']['fgsm']:,} scenes, PGD on {m['n']['pgd']:,}):", "",
+            "| ε | " + " | ".join(f"{CLIP_NAMES.get(n, n)} {a.upper()}" for n, a in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for eps in map(str, m["eps"]):
+        out.append(f"| {eps} | " + " | ".join(_pct(models[n][a]["accuracy"][eps]) for n, a in cols) + " |")
+    out += ["", clip_observation_text(m)]
+    return "\n".join(out)
+
+
+def clip_observation_text(m: dict[str, Any]) -> str:
+    obs = m["observation"]
+    e, robust, clean = obs["eps"], obs["robust_accuracy"], obs["clean_accuracy"]
+    parts = []
+    for name, ratio in obs["ratio_to_plain"].items():
+        r = "—" if ratio is None else (f"{ratio:.1f}×" if ratio != float("inf") else "∞×")
+        parts.append(f"{CLIP_NAMES.get(name, name)} {_pct(robust[name])} ({r} plain's, {'' if obs['significant'][name] else 'not '}beyond twice "
+                     f"the standard error; clean cost {100 * obs['clean_cost'][name]:+.2f} points, colour zero-shot "
+                     f"{-100 * obs['zero_shot_cost'][name].get('colour_accuracy', 0):+.2f}, relation binding "
+                     f"{-100 * obs['zero_shot_cost'][name].get('binding_relation', 0):+.2f})")
+    met = obs["tecoa_target_met"]
+    return (f"**Observation** (computed from the numbers): under PGD at ε = {e:g} the plain CLIP keeps {_pct(robust['plain'])} "
+            f"(clean {_pct(clean['plain'])}); " + "; ".join(parts) + f". Most robust: {CLIP_NAMES.get(obs['most_robust'], obs['most_robust'])}. "
+            + ("TeCoA's target (≥ 3× plain's robust accuracy) is " + ("met." if met else "not met.") if met is not None else ""))
