@@ -129,6 +129,8 @@ def test_defenses_train_only_what_they_name_and_are_deterministic(stage_dirs, de
     merged, _ = clip_model.load(defended / "lora", expected=cfg)
     ps, ts, ls = plain.state_dict(), tecoa.state_dict(), merged.state_dict()
     assert all(torch.equal(ps[k], ts[k]) for k in ps if not k.startswith("visual."))  # the text tower is frozen
+    assert clip_stages.same_text_tower(plain, tecoa) and clip_stages.same_text_tower(plain, merged)
+    assert not clip_stages.same_text_tower(plain, _clip("resnet", seed=1)[0])
     assert any(not torch.equal(ps[k], ts[k]) for k in ps if k.startswith("visual.") and ps[k].is_floating_point())
     changed = {k for k in ps if not torch.equal(ps[k], ls[k])}
     assert changed and all(".attnpool." in k and k.endswith("_proj.weight") for k in changed)  # LoRA moved only the projections

@@ -11,7 +11,7 @@ from typing import Any
 
 from genpipe.dino.report import dino_tables
 from genpipe.pipeline.io import read_json, write_text
-from genpipe.robustness.report import clip_robustness_tables, robustness_tables, summary_row
+from genpipe.robustness.report import clip_robustness_tables, clip_summary_row, robustness_tables, summary_row
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -254,6 +254,7 @@ def summary_table(results: Path) -> str:
     rows.append("| DINO ViT, colour MNIST scenes | attention Jaccard with the objects, best head (random ViT) | "
                 f"{att['dino_scenes']['best_head_jaccard']:.3f} ({att['random_vit']['best_head_jaccard']:.3f}) | [DINO](docs/dino.md) |")
     rows.append(summary_row(results))
+    rows.append(clip_summary_row(results))
     return "\n".join(rows)
 
 

@@ -19,6 +19,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,25 @@ def load_models(clip_dir: Path, defend_dir: Path, defenses: Sequence[str]) -> tu
     return models, cfg
 
 
+@dataclass
+class SharedTextScorer(Scorer):
+    """A :class:`Scorer` whose text embeddings come from ``cache`` when already computed: the defenses keep the plain run's
+    text tower, so the benchmark's ~20,000 captions are encoded once for all of them (only for towers equal to it)."""
+
+    cache: dict[tuple[str, ...], torch.Tensor] = field(default_factory=dict)
+
+    def texts(self, texts: Sequence[str]) -> torch.Tensor:
+        key = tuple(texts)
+        if key not in self.cache:
+            self.cache[key] = super().texts(texts)
+        return self.cache[key]
+
+
+def same_text_tower(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return all(torch.equal(v, sb[k]) for k, v in sa.items() if not k.startswith("visual."))
+
+
 def observation(models: dict[str, Any], eps: float) -> dict[str, Any]:
     """The defenses against the plain CLIP at the defenses' ε, as data: robust accuracy and its ratio to plain's (TeCoA's
     target: >= 3x), the clean cost, the best defense, and what each costs the zero-shot benchmark (points vs plain)."""
@@ -154,7 +174,7 @@ def attack_stage(clip_dir: Path, defend_dir: Path, clip_metrics: Path, scenes_di
     t0, c0 = time.perf_counter(), time.process_time()
     out: dict[str, Any] = {}
     rows = [{"eps": e} for e in grid]
-    adv, zero_shots = {}, {}
+    adv, zero_shots, texts = {}, {}, {}
     for name, (clip, prompt) in models.items():
         ts = time.perf_counter()
         zs = zero_shots[name] = ZeroShot(clip.visual, classes, clip.logit_scale.exp().item(), prompt, channels_last=False).eval()
@@ -164,8 +184,8 @@ def attack_stage(clip_dir: Path, defend_dir: Path, clip_metrics: Path, scenes_di
                         p["batch_size"]) if len(x_ho) else x_ho
         k = ap["examples"]
         adv[name] = {"pgd": pgd(zs, x[:k], y[:k], eps, q["steps"], alpha, q["random_start"], start[:k])}
-        scorer = Scorer(PromptedCLIP(clip, prompt) if prompt is not None else clip, context_length=cfg["text_cfg"]["context_length"],
-                        batch_size=eval_p["batch_size"])
+        scorer = SharedTextScorer(PromptedCLIP(clip, prompt) if prompt is not None else clip, context_length=cfg["text_cfg"]["context_length"],
+                                  batch_size=eval_p["batch_size"], cache=texts if same_text_tower(clip, models["plain"][0]) else {})
         bench, _ = benchmark(scorer, scenes, eval_p, templates, held_out)
         m = out[name] = {"label": LABELS[name], "clean_accuracy": bench["all"]["digit_accuracy"], "clean_n": bench["all"]["digit_accuracy_n"],
                          "zero_shot": bench}

@@ -146,3 +146,13 @@ def clip_observation_text(m: dict[str, Any]) -> str:
     return (f"**Observation** (computed from the numbers): under PGD at ε = {e:g} the plain CLIP keeps {_pct(robust['plain'])} "
             f"(clean {_pct(clean['plain'])}); " + "; ".join(parts) + f". Most robust: {CLIP_NAMES.get(obs['most_robust'], obs['most_robust'])}. "
             + ("TeCoA's target (≥ 3× plain's robust accuracy) is " + ("met." if met else "not met.") if met is not None else ""))
+
+
+def clip_summary_row(results: Path) -> str:
+    """The front page's row of attack_clip: PGD accuracy at the defenses' ε per model, and their clean accuracy."""
+    m = read_json(results / "attack_clip" / "metrics.json")
+    obs, q = m["observation"], m["pgd"]
+    names = list(m["models"])
+    return (f"| PGD-{q['steps']} (L∞) on CLIP's zero-shot digits, colour MNIST scenes | accuracy at ε = {m['defense_eps']:g} "
+            f"(clean), {' / '.join(CLIP_NAMES.get(n, n) for n in names)} (N = {m['n']['pgd']:,}) | "
+            + " / ".join(f"{_pct(obs['robust_accuracy'][n])} ({_pct(obs['clean_accuracy'][n])})" for n in names) + " | [robustness](docs/robustness.md) |")
