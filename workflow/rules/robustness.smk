@@ -48,10 +48,10 @@ rule defend_clip:
     params:
         tracked=stage_params("defend_clip", "make_scenes.templates"),
     threads: 1
-    # peak RSS and time: docs/robustness.md
+    # mem_mb: 1.5 x peak RSS 3,145 MB (over defend_clip and attack_clip) + 256; runtime: 2 x 3.2 min + margin (docs/robustness.md)
     resources:
-        mem_mb=3072,
-        runtime=20,
+        mem_mb=4992,
+        runtime=12,
     conda:
         "../../environment.yml"
     log:
@@ -76,10 +76,10 @@ rule attack_clip:
         tracked=stage_params("attack", "attack_clip", "defend_clip.eps", "defend_clip.defenses", "evaluate_clip", "make_scenes.templates",
                              "make_scenes.held_out"),
     threads: 1
-    # peak RSS and time: docs/robustness.md
+    # mem_mb as defend_clip's; runtime: 2 x 5.4 min + margin (docs/robustness.md)
     resources:
-        mem_mb=3072,
-        runtime=20,
+        mem_mb=4992,
+        runtime=15,
     conda:
         "../../environment.yml"
     log:

@@ -95,6 +95,11 @@ def summary_row(results: Path) -> str:
 
 
 CLIP_NAMES = {"plain": "CLIP (plain)", "tecoa": "TeCoA", "prompt": "visual prompt", "lora": "LoRA"}
+
+
+def _clip_order(models: dict[str, Any]) -> list[str]:
+    """Plain first, then the defenses in their usual order (metrics.json stores its keys sorted)."""
+    return sorted(models, key=lambda n: (list(CLIP_NAMES).index(n) if n in CLIP_NAMES else len(CLIP_NAMES), n))
 # the zero-shot benchmark's columns after defense: what robustness costs CLIP's generality
 GENERALITY = (("colour_accuracy", "colour zero-shot"), ("binding_colour", "colour binding"), ("binding_relation", "relation binding"),
               ("t2i_r1", "text→image R@1"))
@@ -108,7 +113,7 @@ def clip_robustness_tables(results: Path) -> str:
     key = str(e)
     d = defend["defenses"]
     out = [f"CLIP's zero-shot digit classifier (10 digits, prompt-ensembled text embeddings) on the one-object test scenes. Each defense "
-           f"trained from the plain run on {defend['n_train']:,} one-object train scenes × {defend['epochs']} epoch(s) of PGD-"
+           f"trained from the plain run on {defend['n_train']:,} one-object train scenes ({d[next(iter(d))]['images']:,} in full batches) × {defend['epochs']} epoch(s) of PGD-"
            f"{defend['pgd']['steps']} images at ε = {defend['eps']:g} (TeCoA's loss: the frozen digit text embeddings); "
            f"scored under PGD-{q['steps']} ({'random start' if q['random_start'] else 'no random start'}) at ε = {e:g} on the first "
            f"{m['n']['pgd']:,} scenes and on all {m['n']['held_out']:,} held-out-pair scenes; clean columns on all {models['plain']['clean_n']:,}.",
@@ -116,14 +121,14 @@ def clip_robustness_tables(results: Path) -> str:
            "| model | trainable parameters | train CPU s | clean digits | PGD ε " + f"{e:g}" + " | held-out pairs clean / PGD | "
            + " | ".join(g for _, g in GENERALITY) + " |",
            "|---" * (6 + len(GENERALITY)) + "|"]
-    for name, v in models.items():
-        s = d.get(name, {})
+    for name in _clip_order(models):
+        v, s = models[name], d.get(name, {})
         zs, ho = v["zero_shot"]["all"], v["held_out"]
         params = f"{s['trainable_parameters']:,}" if s else "—"
         out.append(f"| {CLIP_NAMES.get(name, name)} | {params} | {s.get('cpu_seconds', '—')} | {_pct(v['clean_accuracy'])} | "
                    f"{_pct(v['pgd']['accuracy'][key])} | {_pct(ho['clean'])} / {_pct(ho['pgd'])} | "
                    + " | ".join(_pct(zs[k]) for k, _ in GENERALITY) + " |")
-    cols = [(n, a) for n in models for a in ("fgsm", "pgd")]
+    cols = [(n, a) for n in _clip_order(models) for a in ("fgsm", "pgd")]
     out += ["", f"Budget curves (accuracy under every ε' ≤ ε; FGSM on {m['n']['fgsm']:,} scenes, PGD on {m['n']['pgd']:,}):", "",
             "| ε | " + " | ".join(f"{CLIP_NAMES.get(n, n)} {a.upper()}" for n, a in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for eps in map(str, m["eps"]):
@@ -136,7 +141,8 @@ def clip_observation_text(m: dict[str, Any]) -> str:
     obs = m["observation"]
     e, robust, clean = obs["eps"], obs["robust_accuracy"], obs["clean_accuracy"]
     parts = []
-    for name, ratio in obs["ratio_to_plain"].items():
+    for name in _clip_order(obs["ratio_to_plain"]):
+        ratio = obs["ratio_to_plain"][name]
         r = "—" if ratio is None else (f"{ratio:.1f}×" if ratio != float("inf") else "∞×")
         parts.append(f"{CLIP_NAMES.get(name, name)} {_pct(robust[name])} ({r} plain's, {'' if obs['significant'][name] else 'not '}beyond twice "
                      f"the standard error; clean cost {100 * obs['clean_cost'][name]:+.2f} points, colour zero-shot "
@@ -152,7 +158,7 @@ def clip_summary_row(results: Path) -> str:
     """The front page's row of attack_clip: PGD accuracy at the defenses' ε per model, and their clean accuracy."""
     m = read_json(results / "attack_clip" / "metrics.json")
     obs, q = m["observation"], m["pgd"]
-    names = list(m["models"])
+    names = _clip_order(m["models"])
     return (f"| PGD-{q['steps']} (L∞) on CLIP's zero-shot digits, colour MNIST scenes | accuracy at ε = {m['defense_eps']:g} "
             f"(clean), {' / '.join(CLIP_NAMES.get(n, n) for n in names)} (N = {m['n']['pgd']:,}) | "
             + " / ".join(f"{_pct(obs['robust_accuracy'][n])} ({_pct(obs['clean_accuracy'][n])})" for n in names) + " | [robustness](docs/robustness.md) |")
