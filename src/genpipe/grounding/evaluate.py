@@ -82,6 +82,8 @@ def top1_hit(boxes: torch.Tensor, scores: torch.Tensor, truth: torch.Tensor, cou
 
 def score_block(sel: np.ndarray, boxes: torch.Tensor, scores: torch.Tensor, truth: torch.Tensor, counts: torch.Tensor) -> dict[str, Any]:
     s = torch.from_numpy(np.flatnonzero(sel))
+    if len(s) == 0:  # e.g. no held-out pair among a few test scenes
+        return {"queries": 0, "map_50": None, "map": None, "top1_iou50": None}
     return {"queries": int(len(s)), **box_map(boxes[s], scores[s], truth[s], counts[s]),
             "top1_iou50": top1_hit(boxes[s], scores[s], truth[s], counts[s])}
 
@@ -167,7 +169,7 @@ def run(scenes_path: Path, runs: dict[str, Path], clip_dir: Path, out: Path, p: 
         metrics["backbones"][name] = m
         shown[name] = predict(detector, tokens, text, pick_s, pick_q, p["batch_size"])
         print(f"evaluate_grounding {name}: mAP@0.5 " + ", ".join(f"{k} {m[k]['map_50']:.3f}" for k in KINDS)
-              + f"; held-out pairs {m['digit_colour_held_out']['map_50']:.3f}; absent FP {m['absent']['false_positive_share']:.3f}",
+              + f"; held-out pairs {m['digit_colour_held_out']['map_50']}; absent FP {m['absent']['false_positive_share']:.3f}",
               file=sys.stderr)
     save_figure(plot_detections(scenes, picks, shown, p["threshold"]), out / "detections.png")
     metrics.update(seconds=round(time.perf_counter() - t0, 1), cpu_seconds=round(time.process_time() - c0, 1), peak_rss_mb=peak_rss_mb())

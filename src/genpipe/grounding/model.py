@@ -8,8 +8,9 @@
       decoder × K: slot += SA(slots); slot += CA(slot → img); slot += CA(slot → text); MLP
       ─ per slot: box = sigmoid(logit(reference) + Δ) (cx, cy, w, h in [0, 1]), match logit
 
-The match logit of a slot is its largest scaled dot product with the query's token states (Grounding
-DINO's contrastive alignment of objects and words), so the detector never sees a class list. The inputs
+The match logit of a slot is its scaled dot product with the query's sentence state (the last real token
+of the fused text states: Grounding DINO's contrastive alignment of objects and text, see MatchHead), so
+the detector never sees a class list. The inputs
 are plain tensors: another backbone or text tower plugs in with its own ``image_dim`` / ``text_dim``.
 """
 
@@ -116,7 +117,10 @@ class DecoderLayer(nn.Module):
 
 
 class MatchHead(nn.Module):
-    """Text-match logit: max over the query's tokens of (W x) · t / √D, plus a learnt bias."""
+    """Text-match logit: (W x) · s / √D plus a learnt bias, s the query's sentence state — its last real token,
+    which in a causal text tower (CLIP's) has read the whole query. Grounding DINO scores each token and
+    takes the largest; with a causal tower, "red" in "a red 7" has not read the 7 yet, so a red 3 would
+    match "a red 7" through it: the one state that has read every word binds colour and digit."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -124,8 +128,9 @@ class MatchHead(nn.Module):
         self.bias = nn.Parameter(torch.tensor(-2.0))  # starts at p ≈ 0.12: most slots answer nothing
 
     def forward(self, x: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
-        sim = self.proj(x) @ text.transpose(1, 2) / math.sqrt(x.shape[-1])  # (B, P, L)
-        return sim.masked_fill(~text_mask[:, None, :], -1e4).amax(-1) + self.bias  # (B, P)
+        last = (text_mask.sum(1) - 1).clamp(min=0)                       # (B,) index of the last real token
+        sentence = text[torch.arange(len(text)), last]                   # (B, D)
+        return (self.proj(x) @ sentence[:, :, None]).squeeze(-1) / math.sqrt(x.shape[-1]) + self.bias  # (B, P)
 
 
 def sincos_2d(grid: int, dim: int) -> torch.Tensor:

@@ -15,6 +15,10 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def _map(block: dict) -> str:
+    return "–" if block["map_50"] is None else f"{block['map_50']:.3f} / {block['map']:.3f}"
+
+
 def grounding_tables(results: Path) -> str:
     m = read_json(results / "evaluate_grounding" / "metrics.json")
     b = m["backbones"]
@@ -25,8 +29,8 @@ def grounding_tables(results: Path) -> str:
             "|---|" + "---|" * (len(KINDS) + 3)]
     for name, s in b.items():
         t = s["train"]
-        rows.append(f"| {BACKBONE_LABELS.get(name, name)} | " + " | ".join(f"{s[k]['map_50']:.3f} / {s[k]['map']:.3f}" for k in KINDS)
-                    + f" | {s['digit_colour_held_out']['map_50']:.3f} / {s['digit_colour_held_out']['map']:.3f}"
+        rows.append(f"| {BACKBONE_LABELS.get(name, name)} | " + " | ".join(_map(s[k]) for k in KINDS)
+                    + f" | {_map(s['digit_colour_held_out'])}"
                     + f" | {_pct(s['absent']['false_positive_share'])} | {t['seconds'] / 60:.1f} min |")
     return "\n".join(rows)
 
@@ -34,5 +38,5 @@ def grounding_tables(results: Path) -> str:
 def summary_row(results: Path) -> str:
     s = read_json(results / "evaluate_grounding" / "metrics.json")["backbones"]["dino"]
     return ("| grounded detection, colour MNIST scenes (DINO backbone) | mAP@0.5 digit+colour / position / held-out pairs; absent FP | "
-            f"{s['digit_colour']['map_50']:.3f} / {s['position']['map_50']:.3f} / {s['digit_colour_held_out']['map_50']:.3f}; "
+            " / ".join(_map(s[k]).split(" / ")[0] for k in ("digit_colour", "position", "digit_colour_held_out")) + "; "
             f"{_pct(s['absent']['false_positive_share'])} | [grounding](docs/grounding.md) |")
