@@ -20,11 +20,11 @@ rule train_grounding:
     params:
         tracked=stage_params("grounding", "dino.seed", "make_scenes.held_out"),
     # one thread: its bytes depend on the thread count; the three runs share the 2 cores.
-    # mem_mb: 1.5 x its peak RSS + 256; runtime: 2 x its wall time on shared cores + 5 (docs/grounding.md)
+    # mem_mb: 1.5 x the 2.76 GB peak RSS (supervised) + 256; runtime: 2 x its 17.9 min wall on shared cores + 5 (docs/grounding.md)
     threads: 1
     resources:
-        mem_mb=4096,
-        runtime=30,
+        mem_mb=4400,
+        runtime=41,
     conda:
         "../../environment.yml"
     log:
@@ -46,10 +46,11 @@ rule evaluate_grounding:
         report("results/evaluate_grounding/detections.png", caption="../report/evaluate_grounding.rst", category="DINO"),
     params:
         tracked=stage_params("evaluate_grounding", "make_scenes.held_out"),
+    # mem_mb: 1.5 x its 1.61 GB peak RSS + 256; runtime: 2 x its 2.5 min wall + 5
     threads: 1
     resources:
-        mem_mb=4096,
-        runtime=15,
+        mem_mb=2670,
+        runtime=10,
     conda:
         "../../environment.yml"
     log:

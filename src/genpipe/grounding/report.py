@@ -25,18 +25,18 @@ def grounding_tables(results: Path) -> str:
     rows = [f"{m['n_scenes']:,} test scenes, {m['queries']:,} (scene, query) pairs; mAP@0.5 / mAP@[.5:.95] (torchmetrics, "
             f"faster-coco-eval) over the queries naming an object; absent: share of queries naming nothing the scene holds "
             f"answered with a slot above {m['threshold']}:", "",
-            "| backbone (frozen) | " + " | ".join(KIND_LABELS[k] for k in KINDS) + " | held-out pairs | absent FP | train time |",
+            "| backbone (frozen) | " + " | ".join(KIND_LABELS[k] for k in KINDS) + " | held-out pairs | absent FP | train wall / CPU |",
             "|---|" + "---|" * (len(KINDS) + 3)]
     for name, s in b.items():
         t = s["train"]
         rows.append(f"| {BACKBONE_LABELS.get(name, name)} | " + " | ".join(_map(s[k]) for k in KINDS)
                     + f" | {_map(s['digit_colour_held_out'])}"
-                    + f" | {_pct(s['absent']['false_positive_share'])} | {t['seconds'] / 60:.1f} min |")
+                    + f" | {_pct(s['absent']['false_positive_share'])} | {t['seconds'] / 60:.1f} / {t['cpu_seconds'] / 60:.1f} min |")
     return "\n".join(rows)
 
 
 def summary_row(results: Path) -> str:
     s = read_json(results / "evaluate_grounding" / "metrics.json")["backbones"]["dino"]
+    maps = " / ".join(_map(s[k]).split(" / ")[0] for k in ("digit_colour", "position", "digit_colour_held_out"))
     return ("| grounded detection, colour MNIST scenes (DINO backbone) | mAP@0.5 digit+colour / position / held-out pairs; absent FP | "
-            " / ".join(_map(s[k]).split(" / ")[0] for k in ("digit_colour", "position", "digit_colour_held_out")) + "; "
-            f"{_pct(s['absent']['false_positive_share'])} | [grounding](docs/grounding.md) |")
+            f"{maps}; {_pct(s['absent']['false_positive_share'])} | [grounding](docs/grounding.md) |")
