@@ -351,7 +351,7 @@ def test_snakemake_builds_the_grounding_stages(project):
     res = project / "results"
     for b in ("dino", "random", "supervised"):  # tiny: 64 scenes x 2 queries, batch 16, 1 epoch
         m = json.loads((res / f"train_grounding/{b}/metrics.json").read_text())
-        assert (m["backbone"], m["scenes"], m["pairs_seen"], m["steps"], m["threads"]) == (b, 64, 128, 4, 1), m
+        assert (m["backbone"], m["scenes"], m["pairs_seen"], m["steps"]) == (b, 64, 128, 4) and m["threads"] >= 1, m
         assert np.isfinite(m["final_loss"]) and 0 <= m["final_giou"] <= 2 and m["peak_rss_mb"] > 0
         assert ("supervised" in m) == (b == "supervised")
         rows = (res / f"train_grounding/{b}/curves.tsv").read_text().splitlines()
