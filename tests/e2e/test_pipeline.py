@@ -359,10 +359,37 @@ def test_snakemake_builds_the_dino_stages(project):
 def test_dvc_experiment_without_local_crops_reruns_only_dino(project):
     # the issue's question "what are local crops worth?" as one DVC experiment
     out = sh("dvc exp run -S dino.local_crops=0", project)
-    assert dvc_ran(out) == {"train_dino@fashion_mnist", "train_dino@scenes", "evaluate_dino", "report"}
+    # the grounding stages read the scenes' DINO backbone: DVC runs them again too
+    assert dvc_ran(out) == {"train_dino@fashion_mnist", "train_dino@scenes", "evaluate_dino", "report", "train_grounding@dino",
+                            "train_grounding@random", "train_grounding@supervised", "evaluate_grounding"}
     m = json.loads((project / "results/train_dino/fashion_mnist/metrics.json").read_text())
     assert m["local_crops"] == 0 and m["steps"] == 8
     # dvc metrics diff shows what they were worth: the evaluation's numbers against the committed run's
     diff = json.loads(sh("dvc metrics diff --json", project))
     assert diff["results/train_dino/fashion_mnist/metrics.json"]["local_crops"] == {"old": 2, "new": 0, "diff": -2}
     assert "results/evaluate_dino/metrics.json" in diff
+    g = json.loads((project / "results/evaluate_grounding/metrics.json").read_text())["backbones"]
+    assert set(g) == {"dino", "random", "supervised"} and g["dino"]["train"]["steps"] == 4
+
+
+def test_snakemake_builds_the_grounding_stages(project):
+    res = project / "results"
+    for b in ("dino", "random", "supervised"):  # tiny: 64 scenes x 2 queries, batch 16, 1 epoch
+        m = json.loads((res / f"train_grounding/{b}/metrics.json").read_text())
+        assert (m["backbone"], m["scenes"], m["pairs_seen"], m["steps"]) == (b, 64, 128, 4) and m["threads"] >= 1, m
+        assert np.isfinite(m["final_loss"]) and 0 <= m["final_giou"] <= 2 and m["peak_rss_mb"] > 0
+        assert ("supervised" in m) == (b == "supervised")
+        rows = (res / f"train_grounding/{b}/curves.tsv").read_text().splitlines()
+        assert rows[0].split("\t")[:5] == ["step", "epoch", "match", "l1", "giou"] and len(rows) == 1 + 2
+        assert json.loads((res / f"train_grounding/{b}/backbone.json").read_text())["patch_size"] == 16  # the tiny DINO's shape
+    e = json.loads((res / "evaluate_grounding/metrics.json").read_text())
+    assert e["n_scenes"] == 50 and e["queries"] > 50 * 4 and set(e["backbones"]) == {"dino", "random", "supervised"}
+    for b, s in e["backbones"].items():
+        for kind in ("digit_colour", "colour", "digit", "position", "digit_colour_seen"):
+            assert s[kind]["queries"] > 0 and 0.0 <= s[kind]["map"] <= s[kind]["map_50"] <= 1.0, (b, kind, s[kind])
+        assert s["absent"]["queries"] == 50 * 4 and 0.0 <= s["absent"]["false_positive_share"] <= 1.0
+    img = mpimg.imread(res / "evaluate_grounding/detections.png")
+    assert img.ndim == 3 and min(img.shape[:2]) > 150 and img.std() > 0.02
+    report = (res / "report/report.md").read_text()
+    d = e["backbones"]["dino"]["digit_colour"]
+    assert "### Grounded detection" in report and f"| {d['map_50']:.3f} / {d['map']:.3f} |" in report

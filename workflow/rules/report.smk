@@ -34,6 +34,8 @@ rule report:
         clip_figures=expand("results/evaluate_clip/{v}/{fig}.png", v=CLIP_VARIANTS, fig=["similarity", "retrieval"]),
         dino=multiext("results/evaluate_dino/", "metrics.json", "attention.png"),
         dino_train=expand("results/train_dino/{run}/metrics.json", run=DINO_RUNS),
+        grounding=multiext("results/evaluate_grounding/", "metrics.json", "detections.png"),
+        grounding_train=expand("results/train_grounding/{b}/metrics.json", b=GROUNDING_BACKBONES),
         robustness=multiext("results/attack_classifiers/", "metrics.json", "curves.png", "transfer.png", "examples.png"),
         clip_robustness=multiext("results/attack_clip/", "metrics.json", "curves.png", "examples.png"),
         defenses="results/defend_clip/metrics.json",

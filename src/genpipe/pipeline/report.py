@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from genpipe.dino.report import dino_tables
+from genpipe.grounding.report import grounding_tables, summary_row as grounding_summary_row
 from genpipe.pipeline.io import read_json, write_text
 from genpipe.robustness.report import clip_robustness_tables, clip_summary_row, robustness_tables, summary_row
 
@@ -93,6 +94,10 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "",
         dino_tables(results),
         "",
+        "### Grounded detection: text query + scene -> boxes",
+        "",
+        grounding_tables(results),
+        "",
         "### Adversarial robustness: ResNet vs ViT",
         "",
         robustness_tables(results),
@@ -155,6 +160,8 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "## DINO figures",
         "",
         "![class-token attention per head](../evaluate_dino/attention.png)",
+        "",
+        "![grounded detections per backbone, with their queries](../evaluate_grounding/detections.png)",
         "",
         "## Adversarial robustness figures",
         "",
@@ -253,6 +260,7 @@ def summary_table(results: Path) -> str:
                 "| [DINO](docs/dino.md) |")
     rows.append("| DINO ViT, colour MNIST scenes | attention Jaccard with the objects, best head (random ViT) | "
                 f"{att['dino_scenes']['best_head_jaccard']:.3f} ({att['random_vit']['best_head_jaccard']:.3f}) | [DINO](docs/dino.md) |")
+    rows.append(grounding_summary_row(results))
     rows.append(summary_row(results))
     rows.append(clip_summary_row(results))
     return "\n".join(rows)
