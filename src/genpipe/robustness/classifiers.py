@@ -124,6 +124,22 @@ def max_rise(curve: list[float]) -> float:
     return round(max([0.0] + [b - a for a, b in zip(curve, curve[1:])]), 6)
 
 
+def curve_summary(correct: list[torch.Tensor], grid: list[float], n: int) -> dict[str, Any]:
+    """metrics.json's entry of one model and attack from its per-eps correctness: the budget curve, the raw one (the
+    attack at exactly eps), the raw curve's largest rise and the mean accuracy over the grid (normalised area)."""
+    curve, raw = budget(correct), [round(c.float().mean().item(), 6) for c in correct]
+    span = grid[-1] - grid[0]
+    mean = float(np.trapezoid(curve, grid) / span) if span else curve[0]
+    return {"n": n, "accuracy": dict(zip(map(str, grid), curve)), "accuracy_raw": dict(zip(map(str, grid), raw)),
+            "raw_max_increase": max_rise(raw), "mean_accuracy": round(mean, 6)}
+
+
+def curve_rows(rows: list[dict[str, Any]], column: str, summary: dict[str, Any]) -> None:
+    """curves.tsv's columns ``<column>`` (budget) and ``<column>_raw``, one row per eps."""
+    for row, c, r in zip(rows, summary["accuracy"].values(), summary["accuracy_raw"].values()):
+        row[column], row[f"{column}_raw"] = c, r
+
+
 def attack_model(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, grid: list[float], p: dict[str, Any],
                  n: dict[str, int], start: torch.Tensor, prune: bool = False) -> tuple[dict[str, list[torch.Tensor]], dict[str, torch.Tensor]]:
     """Per attack: correctness per eps of the grid (on its first n[attack] images), and its adversarial
@@ -268,13 +284,8 @@ def run(runs: dict[str, Path], data_root: Path, p: dict[str, Any]) -> tuple[dict
     for name, t in targets.items():
         models[name] = {"label": t.label, "clean_accuracy": t.metrics["test"]["accuracy"], "clean_n": t.metrics["test"]["n"]}
         for a in ATTACKS:
-            curve, raw = budget(correct[name][a]), [round(c.float().mean().item(), 6) for c in correct[name][a]]
-            span = grid[-1] - grid[0]
-            mean = float(np.trapezoid(curve, grid) / span) if span else curve[0]
-            models[name][a] = {"n": n[a], "accuracy": dict(zip(map(str, grid), curve)), "accuracy_raw": dict(zip(map(str, grid), raw)),
-                               "raw_max_increase": max_rise(raw), "mean_accuracy": round(mean, 6)}
-            for row, c, r in zip(rows, curve, raw):
-                row[f"{name}_{a}"], row[f"{name}_{a}_raw"] = c, r
+            models[name][a] = curve_summary(correct[name][a], grid, n[a])
+            curve_rows(rows, f"{name}_{a}", models[name][a])
 
     eps = p["transfer_eps"]
     transfer: dict[str, Any] = {}

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -33,14 +32,13 @@ from genpipe.pipeline import io
 from genpipe.pipeline.determinism import set_determinism
 from genpipe.robustness import lora
 from genpipe.robustness.adversarial import check_eps, pgd
-from genpipe.robustness.classifiers import AttackError, _two_se, attack_model, batched, budget, check_params, labels, max_rise
+from genpipe.robustness.classifiers import AttackError, _two_se, attack_model, batched, check_params, curve_rows, curve_summary, labels
 from genpipe.robustness.clip_zero_shot import (DEFENSES, PadPrompt, PromptedCLIP, ZeroShot, adversarial_finetune, digit_classes,
                                                pixels, single_objects)
 from genpipe.scenes.dataset import load_scenes
 
 PROMPT_NAME = "prompt.safetensors"
 LORA_NAME = "lora.safetensors"
-MODELS = ("plain", *DEFENSES)
 LABELS = {"plain": "CLIP (plain), no defense", "tecoa": "TeCoA: image tower fine-tuned", "prompt": "visual prompt (border pixels)",
           "lora": "LoRA on the attention projections"}
 
@@ -70,7 +68,7 @@ def defend_stage(clip_dir: Path, scenes_dir: Path, out: Path, p: dict[str, Any],
             wide[f"{defense}_adv_loss"], wide[f"{defense}_adv_train_accuracy"] = row["adv_loss"], row["adv_train_accuracy"]
         d = out / defense
         if defense == "prompt":
-            io.save_tensors(d / PROMPT_NAME, {"delta": (prompt.delta * prompt.mask).detach().contiguous()}, {"width": prompt.width})
+            io.save_tensors(d / PROMPT_NAME, {"delta": prompt.pattern().detach().contiguous()}, {"width": prompt.width})
         else:
             if defense == "lora":
                 io.save_tensors(d / LORA_NAME, lora.state(clip.visual), {"rank": p["lora"]["rank"], "alpha": p["lora"]["alpha"]})
@@ -190,11 +188,8 @@ def attack_stage(clip_dir: Path, defend_dir: Path, clip_metrics: Path, scenes_di
         m = out[name] = {"label": LABELS[name], "clean_accuracy": bench["all"]["digit_accuracy"], "clean_n": bench["all"]["digit_accuracy_n"],
                          "zero_shot": bench}
         for a in ("fgsm", "pgd"):
-            curve, raw = budget(correct[a]), [round(c.float().mean().item(), 6) for c in correct[a]]
-            m[a] = {"n": n[a], "accuracy": dict(zip(map(str, grid), curve)), "accuracy_raw": dict(zip(map(str, grid), raw)),
-                    "raw_max_increase": max_rise(raw), "mean_accuracy": round(float(np.trapezoid(curve, grid) / (grid[-1] - grid[0])), 6)}
-            for row, c, r in zip(rows, curve, raw):
-                row[f"{name}_{a}"], row[f"{name}_{a}_raw"] = c, r
+            m[a] = curve_summary(correct[a], grid, n[a])
+            curve_rows(rows, f"{name}_{a}", m[a])
         m["held_out"] = {"n": n["held_out"], "eps": eps, "clean": round((labels(zs, x_ho) == y_ho).float().mean().item(), 6) if len(x_ho) else None,
                          "pgd": round((labels(zs, x_adv) == y_ho).float().mean().item(), 6) if len(x_ho) else None}
         print(f"attack_clip {name}: clean {100 * m['clean_accuracy']:.2f} %, PGD at {eps:g} {100 * m['pgd']['accuracy'][str(eps)]:.2f} % "

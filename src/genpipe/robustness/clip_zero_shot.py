@@ -54,8 +54,12 @@ class PadPrompt(nn.Module):
         self.delta = nn.Parameter(torch.zeros(1, channels, size, size))
         self.width = width
 
+    def pattern(self) -> torch.Tensor:
+        """The additive pattern (1, C, size, size): the learnt pixels on the border, zeros inside."""
+        return self.delta * self.mask
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.delta * self.mask
+        return x + self.pattern()
 
     def n_trainable(self) -> int:
         """The prompt's free pixels (the border), what it can learn; the tensor is full-size for simplicity."""
@@ -98,7 +102,7 @@ class PromptedCLIP(nn.Module):
         self.register_buffer("std", torch.tensor(clip_model.PREPROCESS["std"]).view(1, 3, 1, 1))
 
     def encode_image(self, x: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-        return self.clip.encode_image(x + self.prompt.delta * self.prompt.mask / self.std, normalize=normalize)
+        return self.clip.encode_image(x + self.prompt.pattern() / self.std, normalize=normalize)
 
     def encode_text(self, tokens: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         return self.clip.encode_text(tokens, normalize=normalize)
