@@ -1,7 +1,7 @@
 """Stage train_dino: DINO self-distillation (student and EMA-teacher ViTs) on unlabelled images, one run.
 
-Runs (params.yaml dino.runs): fashion_mnist (train_classifier's training split, no labels) and
-scenes (make_scenes' train scenes). Writes <out>/model.safetensors + config.json (the teacher's
+Runs (params.yaml dino.runs): fashion_mnist and mnist (train_classifier's training split, no labels)
+and scenes (make_scenes' train scenes). Writes <out>/model.safetensors + config.json (the teacher's
 backbone), curves.tsv and metrics.json (written last). The training state is saved every
 dino.checkpoint_every steps in --checkpoint (default checkpoints/train_dino/<run>.pt, not an output):
 a killed run started again continues from it, byte for byte; it is deleted when the run finishes.
@@ -21,7 +21,7 @@ from genpipe.scenes.dataset import ScenesError
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True, choices=RUNS)
-    ap.add_argument("--source", required=True, type=Path, help="the Fashion-MNIST root (fashion_mnist) or the train scenes file (scenes)")
+    ap.add_argument("--source", required=True, type=Path, help="the IDX training images file (fashion_mnist, mnist) or the train scenes file (scenes)")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--params", default="params.yaml", type=Path)
     ap.add_argument("--checkpoint", type=Path, default=None)

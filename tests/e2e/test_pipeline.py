@@ -102,6 +102,22 @@ def test_snakemake_builds_the_ddpm_stages(project):
     assert [r.split("\t")[0] for r in table[1:]] == ["ddpm", "ddim", "dpmpp"]
     report = (res / "report/report.md").read_text()
     assert "### DDPM on MNIST" in report and f"{cmp['speedup_over_ddpm']['dpmpp']:.1f}" in report
+    # issue 19: both feature spaces, both judges, the guidance sweep
+    e = json.loads((res / "evaluate_samples/ddpm_dpmpp/metrics.json").read_text())
+    assert e["prdc"]["n"] == 100 and e["dino"]["fid"] > 0 and 0 <= e["generation_accuracy_judge"] <= 1 and 0 <= e["judges_agree"] <= 1
+    assert e["judge"] == "scene parser (train_scene_parser)"
+    for space in ("classifier", "dino"):
+        assert all(0 <= e["prdc"][space][k] <= 1 for k in ("precision", "recall", "coverage")), e["prdc"]
+    g = json.loads((res / "evaluate_guidance/metrics.json").read_text())
+    assert g["guidance"] == [1.0, 2.0] and g["n"] == {"ddim": 100, "dpmpp": 100}
+    for s in ("ddim", "dpmpp"):
+        z = np.load(res / f"sweep_guidance/{s}/samples/guidance_2.npz")
+        assert z["images"].shape == (100, 28, 28) and np.bincount(z["labels"]).tolist() == [10] * 10
+        assert g["best"][s]["fid"] in (1.0, 2.0) and g["samplers"][s]["1"]["fid"] > 0
+    # the same seed, batch size and precision as sample_ddpm: the sweep at sample_ddpm's w repeats its samples exactly
+    assert np.array_equal(np.load(res / "sweep_guidance/dpmpp/samples/guidance_2.npz")["images"], np.load(res / "sample_ddpm/dpmpp/samples.npz")["images"])
+    assert (res / "evaluate_guidance/guidance.tsv").read_text().splitlines()[0].split("\t")[0] == "guidance"
+    assert g["observations"][0] in report
 
 
 def test_snakemake_builds_the_autoencoder_stages(project):
@@ -332,7 +348,7 @@ def test_snakemake_builds_the_vit_stage(project):
 
 def test_snakemake_builds_the_dino_stages(project):
     res = project / "results"
-    for run, n, steps in (("fashion_mnist", 256, 8), ("scenes", 64, 2)):  # tiny: limit 256 / 64 images, batch 32, 1 epoch
+    for run, n, steps in (("fashion_mnist", 256, 8), ("mnist", 256, 8), ("scenes", 64, 2)):  # tiny: limit 256 / 64 images, batch 32, 1 epoch
         m = json.loads((res / f"train_dino/{run}/metrics.json").read_text())
         assert (m["images"], m["steps"], m["local_crops"]) == (n, steps, 2) and np.isfinite(m["final_loss"]), (run, m)
         assert 0.0 <= m["teacher_entropy"] <= m["log_prototypes"] + 1e-6 and isinstance(m["collapsed"], bool)
@@ -356,12 +372,14 @@ def test_snakemake_builds_the_dino_stages(project):
     assert "### DINO: features and attention" in report and f"| {100 * f['dino']['knn']:.2f} % |" in report
 
 
-def test_dvc_experiment_without_local_crops_reruns_only_dino(project):
+def test_dvc_experiment_without_local_crops_reruns_only_dino_and_its_readers(project):
     # the issue's question "what are local crops worth?" as one DVC experiment
     out = sh("dvc exp run -S dino.local_crops=0", project)
-    # the grounding stages read the scenes' DINO backbone: DVC runs them again too
-    assert dvc_ran(out) == {"train_dino@fashion_mnist", "train_dino@scenes", "evaluate_dino", "report", "train_grounding@dino",
-                            "train_grounding@random", "train_grounding@supervised", "evaluate_grounding"}
+    # the grounding stages read the scenes' DINO backbone, and every sample score the datasets' DINO features: DVC runs them again too
+    scores = {f"evaluate_samples@{g}" for g in ("vae", "ae_gaussian", *(f"ddpm_{s}{k}" for s in ("ddpm", "ddim", "dpmpp") for k in ("", "_uncond")))}
+    assert dvc_ran(out) == {"train_dino@fashion_mnist", "train_dino@mnist", "train_dino@scenes", "evaluate_dino", "report", "train_grounding@dino",
+                            "train_grounding@random", "train_grounding@supervised", "evaluate_grounding", "reference_stats@mnist",
+                            "reference_stats@fashion_mnist", "evaluate_guidance", *scores}
     m = json.loads((project / "results/train_dino/fashion_mnist/metrics.json").read_text())
     assert m["local_crops"] == 0 and m["steps"] == 8
     # dvc metrics diff shows what they were worth: the evaluation's numbers against the committed run's

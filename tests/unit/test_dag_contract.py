@@ -19,11 +19,12 @@ def test_workflow_and_dvc_yaml_agree(steps):
         "attack_fgsm", "vae_anomaly", "train_ddpm", "sample_ddpm", "compare_samplers",
         "make_scenes", "train_scene_parser", "evaluate_scene_parser", "train_clip", "evaluate_clip", "evaluate_clip_pretrained",
         "compare_clip", "train_vit", "train_dino", "evaluate_dino", "attack_classifiers", "train_grounding", "evaluate_grounding",
-        "defend_clip", "attack_clip",
+        "defend_clip", "attack_clip", "sweep_guidance", "evaluate_guidance",
     }
     # evaluate_samples: vae, ae_gaussian and 3 samplers x (conditional, unconditional); CLIP: plain and hardneg; train_vit;
-    # DINO: 2 runs + 1 evaluation; attack_classifiers; grounding: 3 backbones + 1 evaluation; defend_clip, attack_clip
-    assert len(dvc) == 2 + 2 + 2 + 5 * 3 + 2 * 4 + 3 + 2 + (2 + 6) + 5 + 2 + 1 + 1 + 3 + 1 + 3 + 2 * 2 + 2 + 1 + 2 + 1 + 1 + (3 + 1) + 2
+    # DINO: 3 runs + 1 evaluation; attack_classifiers; grounding: 3 backbones + 1 evaluation; defend_clip, attack_clip;
+    # the guidance sweep: 2 samplers + 1 evaluation
+    assert len(dvc) == 2 + 2 + 2 + 5 * 3 + 2 * 4 + 3 + 2 + (2 + 6) + 5 + 2 + 1 + 1 + 3 + 1 + 3 + 2 * 2 + 2 + 1 + 3 + 1 + 1 + (3 + 1) + 2 + (2 + 1)
 
 
 def test_each_step_has_one_script_of_its_name(steps, root):

@@ -158,7 +158,8 @@ def test_reference_stats_script_stops_on_contradicting_params(tmp_path, doc):
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "scripts/reference_stats.py", "--dataset", "mnist", "--data", str(tmp_path / "nodata"),
-         "--classifier", str(tmp_path / "noclassifier"), "--out", str(out), "--params", str(params)],
+         "--classifier", str(tmp_path / "noclassifier"), "--dino", str(tmp_path / "nodino"), "--judge", str(tmp_path / "nojudge"),
+         "--out", str(out), "--params", str(params)],
         capture_output=True,
         text=True,
     )

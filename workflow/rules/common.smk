@@ -78,6 +78,18 @@ def generator_classifier(wildcards):
     return [f"results/train_classifier/{generator_dataset(wildcards)}/{f}" for f in ("model.safetensors", "config.json")]
 
 
+# the second judge of each dataset's samples (genpipe.scoring.spaces.JUDGES; dvc.yaml: vars.datasets.*.judge)
+JUDGE_DIRS = {"mnist": "results/train_scene_parser", "fashion_mnist": "results/train_vit"}
+
+
+def judge_files(dataset):
+    return [f"{JUDGE_DIRS[dataset]}/{f}" for f in ("model.safetensors", "config.json")]
+
+
+def generator_dino(wildcards):
+    return [f"results/train_dino/{generator_dataset(wildcards)}/{f}" for f in ("model.safetensors", "config.json")]
+
+
 def generator_reference(wildcards):
     return [f"results/reference_stats/{generator_dataset(wildcards)}/{f}" for f in ("features.safetensors", "metrics.json")]
 

@@ -72,3 +72,61 @@ rule compare_samplers:
     shell:
         logged("python scripts/compare_samplers.py --train results/train_ddpm --samples results/sample_ddpm"
                " --scores results/evaluate_samples --out results/compare_samplers")
+
+
+# Classifier-free guidance sweep (issue 19): samples at each scale, scored in both feature spaces.
+SWEEP_SAMPLERS = list(config["sweep_guidance"]["samplers"])  # params.yaml: sweep_guidance.samplers (dvc.yaml: foreach)
+
+
+rule sweep_guidance:
+    """The DDPM with one sampler at each guidance scale of sweep_guidance.guidance, from the same noise."""
+    input:
+        code=CODE["sweep_guidance"],
+        model=multiext("results/train_ddpm/", "model.safetensors", "config.json"),
+    output:
+        directory("results/sweep_guidance/{sampler}/samples"),
+        "results/sweep_guidance/{sampler}/metrics.json",
+        report("results/sweep_guidance/{sampler}/grid.png", caption="../report/sweep_guidance.rst", category="DDPM", subcategory="guidance"),
+    params:
+        tracked=stage_params("sweep_guidance.guidance", "sweep_guidance.samplers.{sampler}", "sweep_guidance.seed",
+                             "sample_ddpm.samplers.{sampler}", "sample_ddpm.batch_size", "sample_ddpm.precision"),
+    threads: 1
+    resources:
+        mem_mb=2304,
+        runtime=30,
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/sweep_guidance/{sampler}.log",
+    shell:
+        logged("python scripts/sweep_guidance.py --sampler {wildcards.sampler} --model results/train_ddpm"
+               " --out results/sweep_guidance/{wildcards.sampler}")
+
+
+rule evaluate_guidance:
+    """FID / Fréchet distance, precision / recall and accuracy by two judges per sampler and scale; the trade-off figure."""
+    input:
+        code=CODE["evaluate_guidance"],
+        sweep=expand("results/sweep_guidance/{sampler}/{f}", sampler=SWEEP_SAMPLERS, f=["samples", "metrics.json"]),
+        classifier=multiext("results/train_classifier/mnist/", "model.safetensors", "config.json"),
+        dino=multiext("results/train_dino/mnist/", "model.safetensors", "config.json"),
+        judge=judge_files("mnist"),
+        reference=multiext("results/reference_stats/mnist/", "features.safetensors", "metrics.json"),
+    output:
+        "results/evaluate_guidance/metrics.json",
+        "results/evaluate_guidance/guidance.tsv",
+        report("results/evaluate_guidance/guidance.png", caption="../report/evaluate_guidance.rst", category="DDPM", subcategory="guidance"),
+    params:
+        tracked=stage_params("sweep_guidance.samplers", "sample_ddpm.guidance_scale", *(f"evaluate_samples.{k}" for k in SCORING_KEYS)),
+    threads: 1
+    resources:
+        mem_mb=3072,
+        runtime=20,
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/evaluate_guidance/evaluate_guidance.log",
+    shell:
+        logged("python scripts/evaluate_guidance.py --sweep results/sweep_guidance --classifier results/train_classifier/mnist"
+               " --dino results/train_dino/mnist --judge results/train_scene_parser --reference results/reference_stats/mnist"
+               " --out results/evaluate_guidance")

@@ -1,10 +1,12 @@
-# DINO self-distillation on Fashion-MNIST and on the scenes, and its evaluation (issue 15).
-DINO_RUNS = ["fashion_mnist", "scenes"]  # params.yaml: dino.runs (dvc.yaml: foreach)
+# DINO self-distillation on Fashion-MNIST, MNIST and the scenes, and its evaluation (issue 15); the MNIST run is
+# evaluate_samples' second feature space (issue 19).
+DINO_RUNS = ["fashion_mnist", "mnist", "scenes"]  # params.yaml: dino.runs (dvc.yaml: foreach)
 DINO_SHARED_KEYS = ["vit", "head", "local_crops", "global_scale", "local_scale", "jitter", "student_temp", "teacher_temp",
                     "warmup_teacher_temp", "teacher_temp_warmup_epochs", "center_momentum", "momentum", "lr", "min_lr",
                     "warmup_epochs", "weight_decay", "grad_clip", "batch_size", "seed", "log_every", "checkpoint_every"]
-# what each run reads: Fashion-MNIST's training images file (never its labels), the train scenes
-DINO_SOURCE = {"fashion_mnist": raw_paths("fashion_mnist")[0], "scenes": "results/make_scenes/train.npz"}
+# what each run reads: the dataset's training images file (never its labels), the train scenes
+DINO_SOURCE = {"fashion_mnist": raw_paths("fashion_mnist")[0], "mnist": raw_paths("mnist")[0], "scenes": "results/make_scenes/train.npz"}
+DINO_EVALUATED = ["fashion_mnist", "scenes"]  # the runs evaluate_dino judges
 DINO_MODEL = ["model.safetensors", "config.json"]
 
 
@@ -41,7 +43,7 @@ rule evaluate_dino:
         code=CODE["evaluate_dino"],
         data=raw_paths("fashion_mnist"),
         scenes="results/make_scenes/test.npz",
-        dino=expand("results/train_dino/{run}/{f}", run=DINO_RUNS, f=DINO_MODEL + ["metrics.json"]),
+        dino=expand("results/train_dino/{run}/{f}", run=DINO_EVALUATED, f=DINO_MODEL + ["metrics.json"]),
         vit=["results/train_vit/model.safetensors", "results/train_vit/config.json"],
     output:
         "results/evaluate_dino/metrics.json",

@@ -26,6 +26,8 @@ rule report:
         ddpm=["results/train_ddpm/metrics.json", "results/train_ddpm/config.json"],
         samplers=multiext("results/compare_samplers/", "metrics.json", "samplers.tsv", "quality_vs_nfe.png", "loss.png"),
         sample_grids=expand("results/sample_ddpm/{sampler}/{fig}.png", sampler=SAMPLERS, fig=["grid", "grid_unconditional", "trajectory"]),
+        guidance=multiext("results/evaluate_guidance/", "metrics.json", "guidance.png"),
+        guidance_grids=expand("results/sweep_guidance/{sampler}/{f}", sampler=SWEEP_SAMPLERS, f=["grid.png", "metrics.json"]),
         scenes="results/make_scenes/metrics.json",
         scene_parser=multiext("results/train_scene_parser/", "metrics.json", "config.json"),
         scene_parser_eval=multiext("results/evaluate_scene_parser/", "metrics.json", "confusion.png", "boxes.png"),

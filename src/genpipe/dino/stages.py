@@ -1,8 +1,9 @@
 """Stage train_dino: DINO (genpipe.dino.train) on unlabelled images, one run per image set.
 
-Runs (params.yaml ``dino.runs``): ``fashion_mnist`` — the Fashion-MNIST training split of
-train_classifier (its 5,000 validation images left out; only the images file is read, never the labels) — and ``scenes`` — the train
-scenes of make_scenes (64 x 64 RGB). Writes <out>/model.safetensors + config.json (the *teacher's*
+Runs (params.yaml ``dino.runs``): ``fashion_mnist`` and ``mnist`` — the training split of
+train_classifier (its 5,000 validation images left out; only the images file is read, never the labels; ``mnist`` is
+the feature space evaluate_samples scores the DDPM's digits in) — and ``scenes`` — the train scenes of make_scenes
+(64 x 64 RGB). Writes <out>/model.safetensors + config.json (the *teacher's*
 backbone, what DINO evaluates; ``genpipe.dino.stages.load_backbone`` reads it), curves.tsv (loss,
 teacher entropy, KL to uniform, temperature, momentum, lr every ``log_every`` steps) and metrics.json
 (written last: images, epochs, steps, wall and CPU time, the last row, whether the teacher collapsed).
@@ -27,14 +28,15 @@ from genpipe.pipeline import io
 from genpipe.pipeline.determinism import set_determinism
 from genpipe.scenes.dataset import load_scenes
 
-RUNS = ("fashion_mnist", "scenes")
+RUNS = ("fashion_mnist", "mnist", "scenes")
+IDX_RUNS = ("fashion_mnist", "mnist")  # grey 28 x 28 datasets: their IDX training images file
 # collapse (the paper's Fig. 7): to one prototype, the mean output is one-hot (KL to uniform -> log K);
 # to the uniform answer, every output is uniform (entropy -> log K); a healthy teacher is sharp (low
 # entropy) yet spread over the prototypes (low KL)
 COLLAPSE_SHARE = 0.95
 
 
-def fashion_mnist_images(images_file: Path, seed: int, val_size: int = 5000) -> torch.Tensor:
+def training_images(images_file: Path, seed: int, val_size: int = 5000) -> torch.Tensor:
     """The images of train_classifier's training split for ``seed`` (N, 1, 28, 28) in [0, 1], read from the
     verified IDX images file alone: DINO never opens the labels; the test images stay unseen for evaluate_dino."""
     x = torch.from_numpy(data.read_idx(images_file).copy())
@@ -52,8 +54,8 @@ def scene_images(path: Path) -> torch.Tensor:
 
 
 def load_images(run: str, source: Path, seed: int) -> torch.Tensor:
-    if run == "fashion_mnist":
-        return fashion_mnist_images(source, seed)
+    if run in IDX_RUNS:
+        return training_images(source, seed)
     if run == "scenes":
         return scene_images(source)
     raise ValueError(f"train_dino: unknown run {run!r} (known: {', '.join(RUNS)})")

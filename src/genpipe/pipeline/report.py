@@ -13,6 +13,7 @@ from genpipe.dino.report import dino_tables
 from genpipe.grounding.report import grounding_tables, summary_row as grounding_summary_row
 from genpipe.pipeline.io import read_json, write_text
 from genpipe.robustness.report import clip_robustness_tables, clip_summary_row, robustness_tables, summary_row
+from genpipe.scoring.report import scoring_tables, summary_row as scoring_summary_row
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -78,6 +79,10 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "",
         ddpm_tables(results),
         "",
+        "### Sample scoring in two feature spaces, and the guidance trade-off",
+        "",
+        scoring_tables(results),
+        "",
         "### Scenes",
         "",
         scenes_table(results),
@@ -142,6 +147,10 @@ def build_report(results: Path, datasets: list[str]) -> str:
         "![denoising trajectory](../sample_ddpm/ddpm/trajectory.png)",
         "",
         "![FID and accuracy vs network evaluations](../compare_samplers/quality_vs_nfe.png) ![loss](../compare_samplers/loss.png)",
+        "",
+        "![the guidance trade-off in two feature spaces](../evaluate_guidance/guidance.png)",
+        "",
+        "![DPM-Solver++ at each guidance scale, the same seeds](../sweep_guidance/dpmpp/grid.png)",
         "",
         "## Scene parser figures",
         "",
@@ -244,6 +253,7 @@ def summary_table(results: Path) -> str:
         c = cmp[name]
         rows.append(f"| DDPM on MNIST, {label} {c['steps']} steps | FID (N) / generation accuracy / ms per sample | "
                     f"{e['fid']:.2f} ({e['n']}) / {_pct(e['generation_accuracy'])} / {c['ms_per_sample']:.0f} | [DDPM](docs/ddpm.md) |")
+    rows.append(scoring_summary_row(results))
     parser = read_json(results / "evaluate_scene_parser" / "metrics.json")
     rows.append("| scene parser, colour MNIST scenes | digit+colour accuracy per object: test / shifted / held-out pairs; mAP@0.5 | "
                 + " / ".join(_pct(parser[b]["object_accuracy"]) for b in ("test", "test_shifted", "held_out"))

@@ -1,11 +1,15 @@
-"""Scores for generated images, shared by every generator: FID, KID and generation accuracy.
+"""Scores for generated images, shared by every generator: FID, KID, precision / recall / density /
+coverage and generation accuracy, in two feature spaces and by two judges.
 
-Features are the pooled penultimate layer of the project's own ResNet classifier of the same
-dataset (64-d; Inception weights are not reachable offline). ``reference_stats`` computes the
-real features once per classifier (test split, plus 10k training images for the real-vs-real
-floor) and records the classifier's sha256; ``evaluate_samples`` refuses a reference made with
-another classifier. FID and KID are computed by torchmetrics on these features (an identity
-"feature extractor" receives the precomputed features).
+The first space is the pooled penultimate layer of the project's own ResNet classifier of the same
+dataset (64-d; Inception weights are not reachable offline), the second the DINO ViT trained on the
+dataset without labels; the second judge is another independently trained network
+(:mod:`genpipe.scoring.spaces`). ``reference_stats`` computes the real features once per network
+set (test split, plus ``floor_n`` training images for the real-vs-real floor), measures both judges
+on the real test split and records the three networks' sha256; a :class:`Scorer` refuses a
+reference made with other networks. FID and KID are computed by torchmetrics on these
+features (an identity "feature extractor" receives the precomputed features); the Fréchet distance
+in DINO features is the same computation in the other space.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from genpipe.data import datasets as data
 from genpipe.pipeline import io
 from genpipe.scoring import samples
+from genpipe.scoring.manifold import prdc
+from genpipe.dino.evaluate import knn_predict
+from genpipe.scoring.spaces import JUDGES, DinoFeatures, load_judge
 from genpipe.classify.classifier import load_model
 from genpipe.classify.train import to_input
 
@@ -117,42 +124,6 @@ def inception_features(model: nn.Module, images: np.ndarray | torch.Tensor, batc
     return torch.cat(out).double()
 
 
-def reference_stats(dataset: str, data_root: Path, classifier_dir: Path, out: Path, p: dict[str, Any]) -> dict[str, Any]:
-    """Test-split features and the real-vs-real floor (``floor_n`` training images vs test)."""
-    spec = data.get_spec(dataset)
-    extract = ClassifierFeatures(classifier_dir)
-    x_test, _ = data.load_split(spec, data_root, train=False)
-    x_train, _ = data.load_split(spec, data_root, train=True)
-    pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(p["seed"]))[: p["floor_n"]]
-    test_f, _ = extract(x_test)
-    train_f, _ = extract(x_train[pick])
-    floor = fid_kid(test_f, train_f, p["kid_subsets"], p["kid_subset_size"], p["seed"])
-    config = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": extract.dim}
-    tensors = {"test": test_f.float().contiguous(), "train": train_f.float().contiguous()}
-    if p["inception_weights"]:  # 2048-d Inception pool features of the test split, for inception_fid
-        tensors["inception_test"] = inception_features(load_inception(Path(p["inception_weights"])), x_test).float().contiguous()
-    io.save_tensors(out / "features.safetensors", tensors, config)  # one sorted-JSON metadata key: stable bytes
-    metrics = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": extract.dim,
-               "n_test": len(test_f), "floor": {**floor, "n": len(train_f), "what": f"{len(train_f)} training images vs the test split"}}
-    io.write_json(out / "metrics.json", metrics)
-    return metrics
-
-
-def load_reference(reference_dir: Path, classifier_sha256: str) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Test-split features of a reference, checked against the classifier that will score samples."""
-    path = reference_dir / "features.safetensors"
-    config = io.read_tensors_config(path)
-    if config is None or "classifier_sha256" not in config:
-        raise ReferenceMismatchError(
-            f"{path} records no classifier sha256 in its config metadata (written by an older reference_stats); rerun reference_stats")
-    if config["classifier_sha256"] != classifier_sha256:
-        raise ReferenceMismatchError(
-            f"{path} was computed with classifier sha256 {config['classifier_sha256']}, but the classifier given has "
-            f"{classifier_sha256}; rerun reference_stats")
-    tensors, _ = io.load_tensors(path, ["test"])
-    return tensors["test"].double(), io.read_json(reference_dir / "metrics.json")
-
-
 def load_reference_tensor(reference_dir: Path, name: str) -> torch.Tensor:
     path = reference_dir / "features.safetensors"
     try:
@@ -176,31 +147,121 @@ def _inception_fid(images: np.ndarray, reference_dir: Path, p: dict[str, Any]) -
     return {"inception_fid": fid_kid(real, fake, p["kid_subsets"], p["kid_subset_size"], p["seed"])["fid"]}
 
 
-def evaluate_samples(samples_path: Path, classifier_dir: Path, reference_dir: Path, out: Path, p: dict[str, Any]) -> dict[str, Any]:
-    """FID/KID against the test split, the floor for scale, and generation accuracy of labelled samples."""
-    images, labels, dataset = samples.load(samples_path)
-    extract = ClassifierFeatures(classifier_dir)
-    if extract.config["dataset"] != dataset:
-        raise ValueError(f"{samples_path} holds {dataset} samples but {classifier_dir} is a {extract.config['dataset']} classifier")
-    real, ref = load_reference(reference_dir, extract.sha256)
-    feats, logits = extract(images)
-    metrics: dict[str, Any] = {"dataset": dataset, "n": len(images), "feature_dim": extract.dim, "features": f"ResNet classifier {extract.sha256[:12]}"}
-    metrics |= fid_kid(real, feats, p["kid_subsets"], p["kid_subset_size"], p["seed"])
-    k = min(p["same_n"], len(feats))  # the first k samples: a class-balanced prefix for conditional sets
-    metrics["same_n"] = {"n": k, **fid_kid(real, feats[:k], p["kid_subsets"], p["kid_subset_size"], p["seed"])}
-    metrics["floor"] = ref["floor"]
-    cond = labels >= 0
-    if cond.any():
-        pred = logits.argmax(1)[torch.as_tensor(cond)]
-        target = torch.as_tensor(labels[cond])
-        metrics["generation_accuracy"] = round((pred == target).float().mean().item(), 6)
-        metrics["generation_accuracy_per_class"] = {
-            str(c): round((pred[target == c] == c).float().mean().item(), 6) for c in sorted(set(labels[cond].tolist()))}
-        metrics["n_conditional"] = int(cond.sum())
-    else:
-        metrics["generation_accuracy"] = None
-    metrics["predicted_class_histogram"] = np.bincount(logits.argmax(1).numpy(), minlength=logits.shape[1]).tolist()
-    metrics |= _inception_fid(images, reference_dir, p)
+def reference_stats(dataset: str, data_root: Path, classifier_dir: Path, dino_dir: Path, judge_dir: Path, out: Path,
+                    p: dict[str, Any], knn: dict[str, Any]) -> dict[str, Any]:
+    """Test-split features in both spaces, the real-vs-real floors (``floor_n`` training images vs test), both
+    judges' accuracy on the test split, and the DINO features' weighted k-NN accuracy (``knn``: k, temperature)."""
+    spec = data.get_spec(dataset)
+    extract, dino = ClassifierFeatures(classifier_dir), DinoFeatures(dino_dir)
+    for name, got in (("classifier", extract.config["dataset"]), ("DINO run", dino.run)):
+        if got != dataset:
+            raise ValueError(f"reference_stats {dataset}: the {name} given was trained on {got}")
+    judge = load_judge(dataset, judge_dir)
+    x_test, y_test = data.load_split(spec, data_root, train=False)
+    x_train, y_train = data.load_split(spec, data_root, train=True)
+    pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(p["seed"]))[: p["floor_n"]]
+    test_f, test_logits = extract(x_test)
+    train_f, _ = extract(x_train[pick])
+    dino_train_all, dino_test = dino(x_train), dino(x_test)
+    y, pred, judged = torch.as_tensor(y_test).long(), test_logits.argmax(1), judge(x_test)
+    knn_pred = knn_predict(dino_train_all, torch.as_tensor(y_train).long(), dino_test, k=knn["k"], temperature=knn["temperature"])
+    floor = fid_kid(test_f, train_f, p["kid_subsets"], p["kid_subset_size"], p["seed"])
+    dino_floor = fid_kid(dino_test, dino_train_all[pick], p["kid_subsets"], p["kid_subset_size"], p["seed"])
+    config = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": extract.dim, "dino_sha256": dino.sha256,
+              "dino_dim": dino.dim, "judge_sha256": judge.sha256}
+    tensors = {"test": test_f.float().contiguous(), "train": train_f.float().contiguous(),
+               "dino_test": dino_test.float().contiguous(), "dino_train": dino_train_all[pick].float().contiguous()}
+    if p["inception_weights"]:  # 2048-d Inception pool features of the test split, for inception_fid
+        tensors["inception_test"] = inception_features(load_inception(Path(p["inception_weights"])), x_test).float().contiguous()
+    io.save_tensors(out / "features.safetensors", tensors, config)  # one sorted-JSON metadata key: stable bytes
+    what = f"{len(train_f)} training images vs the test split"
+    acc = lambda a, b: round((a == b).float().mean().item(), 6)  # noqa: E731
+    metrics = {"dataset": dataset, "classifier_sha256": extract.sha256, "feature_dim": extract.dim,
+               "n_test": len(test_f), "floor": {**floor, "n": len(train_f), "what": what},
+               "dino": {"features": f"DINO ViT train_dino/{dino.run} {dino.sha256[:12]}", "dim": dino.dim,
+                        "knn_test_accuracy": acc(knn_pred, y), "floor": {**dino_floor, "n": len(train_f), "what": what}},
+               "judges": {"judge": JUDGES[dataset][1], "classifier_test_accuracy": acc(pred, y), "judge_test_accuracy": acc(judged, y),
+                          "agreement_on_test": acc(judged, pred)}}
     io.write_json(out / "metrics.json", metrics)
     return metrics
 
+
+class Scorer:
+    """The networks and real features a sample set is scored with (evaluate_samples, evaluate_guidance)."""
+
+    def __init__(self, classifier_dir: Path, dino_dir: Path, judge_dir: Path, reference_dir: Path, p: dict[str, Any]) -> None:
+        self.classifier, self.dino, self.p = ClassifierFeatures(classifier_dir), DinoFeatures(dino_dir), p
+        self.dataset = self.classifier.config["dataset"]
+        self.judge = load_judge(self.dataset, judge_dir)
+        path = reference_dir / "features.safetensors"
+        config = io.read_tensors_config(path) or {}
+        for key, net in (("classifier_sha256", self.classifier), ("dino_sha256", self.dino), ("judge_sha256", self.judge)):
+            if key not in config:
+                raise ReferenceMismatchError(f"{path} records no {key} (written by an older reference_stats); rerun reference_stats")
+            if config[key] != net.sha256:
+                raise ReferenceMismatchError(f"{path} was computed with {key} {config[key]}, but the network given has {net.sha256}; "
+                                             "rerun reference_stats")
+        try:
+            tensors, _ = io.load_tensors(path)
+            self.real = {"classifier": tensors["test"].double(), "dino": tensors["dino_test"].double()}
+            self.train = {"classifier": tensors["train"].double(), "dino": tensors["dino_train"].double()}
+        except KeyError as exc:
+            raise KeyError(f"{path}: {exc.args[0]}; rerun reference_stats with the current code") from None
+        self.reference = io.read_json(reference_dir / "metrics.json")
+
+    def _prdc(self, feats: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Precision / recall / density / coverage at n = min(prdc_n, N) real and generated, and the
+        real-vs-real row at the same n (n training images vs the same n test images)."""
+        p = self.p
+        n = min(p["prdc_n"], *(len(f) for f in feats.values()), len(self.train["classifier"]))
+        real_idx = torch.randperm(len(self.real["classifier"]), generator=torch.Generator().manual_seed(p["seed"]))[:n]
+        out: dict[str, Any] = {"n": n, "k": p["prdc_k"], "floor": {}}
+        for space, f in feats.items():  # the first n samples: a class-balanced prefix for conditional sets
+            out[space] = prdc(self.real[space][real_idx], f[:n], p["prdc_k"])
+            out["floor"][space] = prdc(self.real[space][real_idx], self.train[space][:n], p["prdc_k"])
+        return out
+
+    def _fid(self, space: str, feats: torch.Tensor) -> dict[str, Any]:
+        p = self.p
+        k = min(p["same_n"], len(feats))
+        return {**fid_kid(self.real[space], feats, p["kid_subsets"], p["kid_subset_size"], p["seed"]),
+                "same_n": {"n": k, **fid_kid(self.real[space], feats[:k], p["kid_subsets"], p["kid_subset_size"], p["seed"])}}
+
+    def score(self, images: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        """Every score of one sample set: uint8 images (N, 28, 28), labels (N,) with -1 for unconditional."""
+        feats, logits = self.classifier(images)
+        dino = self.dino(images)
+        judged, pred = self.judge(images), logits.argmax(1)
+        metrics: dict[str, Any] = {"dataset": self.dataset, "n": len(images), "feature_dim": self.classifier.dim,
+                                   "features": f"ResNet classifier {self.classifier.sha256[:12]}"}
+        metrics |= self._fid("classifier", feats)
+        metrics["floor"] = self.reference["floor"]
+        metrics["dino"] = {"features": self.reference["dino"]["features"], "dim": self.dino.dim, **self._fid("dino", dino),
+                           "floor": self.reference["dino"]["floor"]}
+        metrics["prdc"] = self._prdc({"classifier": feats, "dino": dino})
+        cond = torch.as_tensor(labels >= 0)
+        if cond.any():
+            target = torch.as_tensor(labels)[cond]
+            for key, answer in (("generation_accuracy", pred[cond]), ("generation_accuracy_judge", judged[cond])):
+                metrics[key] = round((answer == target).float().mean().item(), 6)
+            metrics["generation_accuracy_per_class"] = {
+                str(c): round((pred[cond][target == c] == c).float().mean().item(), 6) for c in sorted(set(target.tolist()))}
+            metrics["n_conditional"] = int(cond.sum())
+        else:
+            metrics["generation_accuracy"] = metrics["generation_accuracy_judge"] = None
+        metrics["judge"] = self.reference["judges"]["judge"]
+        metrics["judges_agree"] = round((pred == judged).float().mean().item(), 6)  # same class from both, all samples
+        metrics["predicted_class_histogram"] = np.bincount(pred.numpy(), minlength=logits.shape[1]).tolist()
+        return metrics
+
+
+def evaluate_samples(samples_path: Path, classifier_dir: Path, dino_dir: Path, judge_dir: Path, reference_dir: Path, out: Path,
+                     p: dict[str, Any]) -> dict[str, Any]:
+    """Scores of one generator's samples.npz against the test split, with the floors for scale."""
+    images, labels, dataset = samples.load(samples_path)
+    scorer = Scorer(classifier_dir, dino_dir, judge_dir, reference_dir, p)
+    if scorer.dataset != dataset:
+        raise ValueError(f"{samples_path} holds {dataset} samples but {classifier_dir} is a {scorer.dataset} classifier")
+    metrics = scorer.score(images, labels) | _inception_fid(images, reference_dir, p)
+    io.write_json(out / "metrics.json", metrics)
+    return metrics
