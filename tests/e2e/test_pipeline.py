@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -222,17 +223,23 @@ def test_param_change_reruns_only_its_stage_and_descendants_under_snakemake(proj
 
 def test_param_change_reruns_only_its_stage_and_descendants_under_dvc(project):
     # train_vit: a classifier whose curves share DVC's loss / accuracy plots with the ResNets' and whose
-    # readers are evaluate_dino, attack_classifiers and the report (the MNIST ResNet's seed, with 12 stages downstream, cost ~2 min here)
+    # readers are evaluate_dino, attack_classifiers, Fashion-MNIST's sample scores (it is their second judge) and the report
+    # (the MNIST ResNet's seed, with 12 stages downstream, cost ~2 min here)
     sh("git add -A && git commit -qm 'state of the previous tests' && git checkout -q -b other-seed", project)
     set_param(project, "train_vit.seed", 1)
-    assert dvc_ran(sh("dvc repro", project)) == {"train_vit", "evaluate_dino", "attack_classifiers", "report"}
+    judged = {"reference_stats@fashion_mnist", "evaluate_samples@vae", "evaluate_samples@ae_gaussian"}
+    assert dvc_ran(sh("dvc repro", project)) == {"train_vit", "evaluate_dino", "attack_classifiers", "report", *judged}
     assert dvc_ran(sh("dvc repro", project)) == set()
     assert "Nothing to be done" in sh("snakemake -n", project)  # Snakemake catches up with DVC's run
     # the branch's metrics and curves compare with main's
     diff = json.loads(sh("dvc metrics diff main --json", project))
     vit = diff["results/train_vit/metrics.json"]
     assert vit["test.accuracy"]["old"] != vit["test.accuracy"]["new"] or vit["train.loss"]["old"] != vit["train.loss"]["new"]
-    assert set(diff) == {"results/train_vit/metrics.json", "results/attack_classifiers/metrics.json", "results/evaluate_dino/metrics.json"}
+    assert {"results/train_vit/metrics.json", "results/attack_classifiers/metrics.json", "results/evaluate_dino/metrics.json",
+            "results/reference_stats/fashion_mnist/metrics.json"} <= set(diff)
+    assert set(diff) <= {"results/train_vit/metrics.json", "results/attack_classifiers/metrics.json", "results/evaluate_dino/metrics.json",
+                         "results/reference_stats/fashion_mnist/metrics.json", "results/evaluate_samples/vae/metrics.json",
+                         "results/evaluate_samples/ae_gaussian/metrics.json"}
     plots = json.loads(sh("dvc plots diff main --json", project))["data"]
     for name, field in (("loss", "train_loss"), ("accuracy", "train_accuracy")):
         values = plots[name][0]["content"]["data"]["values"]
@@ -268,7 +275,8 @@ def test_snakemake_trusts_outputs_after_dvc_checkout(project):
     for s in dvc_steps(project):
         for o in s.outs:
             if not o.endswith((".json", ".tsv", ".md")):  # metrics, tables, report: git-tracked, not in the DVC cache
-                (project / o).unlink()
+                path = project / o
+                shutil.rmtree(path) if path.is_dir() else path.unlink()  # sweep_guidance's samples/ is a directory out
     sh("dvc checkout --quiet", project)
     dry = sh("snakemake -n", project)
     assert "Nothing to be done" in dry, dry[-3000:]
