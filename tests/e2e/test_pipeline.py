@@ -383,11 +383,12 @@ def test_snakemake_builds_the_dino_stages(project):
 def test_dvc_experiment_without_local_crops_reruns_only_dino_and_its_readers(project):
     # the issue's question "what are local crops worth?" as one DVC experiment
     out = sh("dvc exp run -S dino.local_crops=0", project)
-    # the grounding stages read the scenes' DINO backbone, and every sample score the datasets' DINO features: DVC runs them again too
+    # the grounding stages read the scenes' DINO backbone, and every sample score (and compare_samplers, which reads the DDPM's)
+    # the datasets' DINO features: DVC runs them again too
     scores = {f"evaluate_samples@{g}" for g in ("vae", "ae_gaussian", *(f"ddpm_{s}{k}" for s in ("ddpm", "ddim", "dpmpp") for k in ("", "_uncond")))}
     assert dvc_ran(out) == {"train_dino@fashion_mnist", "train_dino@mnist", "train_dino@scenes", "evaluate_dino", "report", "train_grounding@dino",
                             "train_grounding@random", "train_grounding@supervised", "evaluate_grounding", "reference_stats@mnist",
-                            "reference_stats@fashion_mnist", "evaluate_guidance", *scores}
+                            "reference_stats@fashion_mnist", "evaluate_guidance", "compare_samplers", *scores}
     m = json.loads((project / "results/train_dino/fashion_mnist/metrics.json").read_text())
     assert m["local_crops"] == 0 and m["steps"] == 8
     # dvc metrics diff shows what they were worth: the evaluation's numbers against the committed run's
