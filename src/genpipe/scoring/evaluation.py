@@ -208,6 +208,7 @@ class Scorer:
         except KeyError as exc:
             raise KeyError(f"{path}: {exc.args[0]}; rerun reference_stats with the current code") from None
         self.reference = io.read_json(reference_dir / "metrics.json")
+        self._floors: dict[int, dict[str, dict[str, float]]] = {}  # n -> the real-vs-real precision/recall per space
 
     def _prdc(self, feats: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Precision / recall / density / coverage at n = min(prdc_n, N) real and generated, and the
@@ -215,10 +216,11 @@ class Scorer:
         p = self.p
         n = min(p["prdc_n"], *(len(f) for f in feats.values()), len(self.train["classifier"]))
         real_idx = torch.randperm(len(self.real["classifier"]), generator=torch.Generator().manual_seed(p["seed"]))[:n]
-        out: dict[str, Any] = {"n": n, "k": p["prdc_k"], "floor": {}}
+        if n not in self._floors:  # the same for every set of this n (evaluate_guidance scores eight)
+            self._floors[n] = {space: prdc(self.real[space][real_idx], self.train[space][:n], p["prdc_k"]) for space in feats}
+        out: dict[str, Any] = {"n": n, "k": p["prdc_k"], "floor": self._floors[n]}
         for space, f in feats.items():  # the first n samples: a class-balanced prefix for conditional sets
             out[space] = prdc(self.real[space][real_idx], f[:n], p["prdc_k"])
-            out["floor"][space] = prdc(self.real[space][real_idx], self.train[space][:n], p["prdc_k"])
         return out
 
     def _fid(self, space: str, feats: torch.Tensor) -> dict[str, Any]:

@@ -139,9 +139,9 @@ def evaluate_guidance(sweep_root: Path, samplers: list[str], classifier_dir: Pat
                 raise ValueError(f"{sweep_root / sampler}: {dataset} samples, but the scorer is for {scorer.dataset}")
             m = scorer.score(images, labels)
             table[sampler][float(w)] = {**flat_row(m), "ms_per_sample": meta["scales"][f"{w:g}"]["ms_per_sample"]}
-            floors[sampler] = {"fid": m["floor"]["fid"], "fd_dino": m["dino"]["floor"]["fid"],
-                               **{f"{k}_{s}": m["prdc"]["floor"][s][k] for s in ("classifier", "dino") for k in ("precision", "recall", "density", "coverage")},
-                               "n_prdc": m["prdc"]["n"]}
+        floors[sampler] = {"fid": m["floor"]["fid"], "fd_dino": m["dino"]["floor"]["fid"],  # the same for every scale of a sampler
+                           **{f"{k}_{s}": m["prdc"]["floor"][s][k] for s in ("classifier", "dino") for k in ("precision", "recall", "density", "coverage")},
+                           "n_prdc": m["prdc"]["n"]}
     scales = sorted(next(iter(table.values())))
     if any(sorted(rows) != scales for rows in table.values()):
         raise ValueError(f"sweep_guidance: the samplers were swept over different scales: { {s: sorted(r) for s, r in table.items()} }")

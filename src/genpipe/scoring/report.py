@@ -57,7 +57,7 @@ def _sample_rows(results: Path) -> tuple[list[str], dict[str, dict[str, Any]], l
                     f"{_pct(m['judges_agree'])} |")
     for ds in ("mnist", "fashion_mnist"):
         ref = read_json(results / "reference_stats" / ds / "metrics.json")
-        first = next((m for (name, _, d), m in ((g, ev.get(g[0])) for g in GENERATORS) if d == ds and m), None)
+        first = next((ev[name] for name, _, d in GENERATORS if d == ds and name in ev), None)  # its floor row
         if "dino" not in ref or first is None:
             continue
         fl = first["prdc"]["floor"]
