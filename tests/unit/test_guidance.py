@@ -43,5 +43,7 @@ def test_the_default_scale_verdict_names_what_it_is_best_for() -> None:
 
     best = {"dpmpp": {"fid": 2.0, "fd_dino": 1.0, "recall_dino": 1.0}}
     line = default_verdict(best, 2.0)
-    assert line == ("sample_ddpm's default w = 2 is, for dpmpp: best for FID, classifier features; not for Fréchet distance, DINO features "
-                    "(best at w = 1), recall, DINO features (best at w = 1).")
+    assert line == "sample_ddpm's default w = 2 is, for dpmpp, best for classifier FID (the best is at w = 1 for DINO Fréchet distance, DINO recall)."
+    line = default_verdict({"ddim": {"fid": 3.0, "fd_dino": 1.0, "accuracy": 3.0}, "dpmpp": {"fid": 2.0}}, 2.0)
+    assert line == ("sample_ddpm's default w = 2 is, for ddim, best for none of the scores (the best is at w = 1 for DINO Fréchet distance; "
+                    "at w = 3 for classifier FID, the classifier's accuracy); for dpmpp, best for classifier FID.")

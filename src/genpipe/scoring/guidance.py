@@ -24,15 +24,15 @@ from genpipe.scoring.evaluation import Scorer
 
 # score -> (label, better): "min" or "max"
 SCORES = {
-    "fid": ("FID, classifier features", "min"),
-    "fd_dino": ("Fréchet distance, DINO features", "min"),
-    "precision_classifier": ("precision, classifier features", "max"),
-    "recall_classifier": ("recall, classifier features", "max"),
-    "precision_dino": ("precision, DINO features", "max"),
-    "recall_dino": ("recall, DINO features", "max"),
-    "coverage_dino": ("coverage, DINO features", "max"),
-    "accuracy": ("generation accuracy, classifier", "max"),
-    "accuracy_judge": ("generation accuracy, second judge", "max"),
+    "fid": ("classifier FID", "min"),
+    "fd_dino": ("DINO Fréchet distance", "min"),
+    "precision_classifier": ("classifier precision", "max"),
+    "recall_classifier": ("classifier recall", "max"),
+    "precision_dino": ("DINO precision", "max"),
+    "recall_dino": ("DINO recall", "max"),
+    "coverage_dino": ("DINO coverage", "max"),
+    "accuracy": ("the classifier's accuracy", "max"),
+    "accuracy_judge": ("the second judge's accuracy", "max"),
 }
 
 
@@ -116,12 +116,13 @@ def plot_tradeoff(table: dict[str, dict[float, dict[str, float]]], floors: dict[
 
 
 def default_verdict(best: dict[str, dict[str, float]], default: float) -> str:
-    """Which scores sample_ddpm's guidance scale is the best scale for, per sampler, and which it is not."""
+    """Which scores sample_ddpm's guidance scale is the best scale for, per sampler; the others grouped by their best scale."""
     parts = []
     for sampler, b in best.items():
-        yes = [SCORES[k][0] for k, w in b.items() if w == default]
-        no = [f"{SCORES[k][0]} (best at w = {w:g})" for k, w in b.items() if w != default]
-        parts.append(f"{sampler}: best for {', '.join(yes) or 'none of the scores'}; not for {', '.join(no) or 'any other'}")
+        at = lambda w: [label for k, (label, _) in SCORES.items() if b.get(k) == w]  # noqa: E731
+        yes, others = at(default), {w: at(w) for w in sorted(set(b.values()) - {default})}
+        elsewhere = "; ".join(f"at w = {w:g} for {', '.join(names)}" for w, names in others.items())
+        parts.append(f"{sampler}, best for {', '.join(yes) or 'none of the scores'}" + (f" (the best is {elsewhere})" if elsewhere else ""))
     return f"sample_ddpm's default w = {default:g} is, for " + "; for ".join(parts) + "."
 
 
